@@ -1,0 +1,231 @@
+"""The vendor's models: what each accepts and what it costs. One source of truth.
+
+The request model validates against these specs, the emulator serves them at ``GET /api/open/v1/models``
+and charges with :func:`estimate_credits`, and the hook parses the live catalogue into the same type.
+Pure Python: no Airflow, no HTTP client.
+
+Prices are not published in the reference. The bundled table is an *estimate* fitted to the vendor's
+two examples (seedance-2.0, 5 s, 720p: 64 credits image-to-video, 40 text-to-video): a per-second rate
+by model and resolution, plus a flat surcharge when reference media are given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "ASPECT_RATIOS",
+    "BUILTIN_MODELS",
+    "DEFAULT_ASPECT_RATIO",
+    "DEFAULT_DURATION",
+    "DEFAULT_RESOLUTION",
+    "RESOLUTIONS",
+    "ModelSpec",
+    "estimate_credits",
+    "parse_catalogue",
+]
+
+ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1")
+RESOLUTIONS: tuple[str, ...] = ("480p", "720p", "1080p")
+
+# The reference does not say what the service assumes for omitted optional fields. These are the
+# values of its own examples; they are used only to *estimate* a price, never sent.
+DEFAULT_DURATION = 5
+DEFAULT_RESOLUTION = "720p"
+DEFAULT_ASPECT_RATIO = "16:9"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the catalogue.
+
+    :param model_id: the value of the ``model`` field.
+    :param durations: accepted durations in seconds; None when the catalogue did not say.
+    :param aspect_ratios: accepted aspect ratios; None when unknown.
+    :param resolutions: accepted resolutions; None when unknown.
+    :param pricing: pricing metadata as the catalogue gave it (see :func:`estimate_credits`).
+    :param extra: catalogue keys this code does not know, kept as they came.
+    """
+
+    model_id: str
+    durations: tuple[int, ...] | None = None
+    aspect_ratios: tuple[str, ...] | None = None
+    resolutions: tuple[str, ...] | None = None
+    pricing: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_catalogue_item(self) -> dict[str, Any]:
+        """Return the JSON item served by ``GET /api/open/v1/models``."""
+        item: dict[str, Any] = {"id": self.model_id}
+        if self.durations is not None:
+            item["durations"] = list(self.durations)
+        if self.aspect_ratios is not None:
+            item["aspectRatios"] = list(self.aspect_ratios)
+        if self.resolutions is not None:
+            item["resolutions"] = list(self.resolutions)
+        if self.pricing is not None:
+            item["pricing"] = _plain(self.pricing)
+        item.update(_plain(self.extra))
+        return item
+
+    @classmethod
+    def from_catalogue_item(cls, item: Any) -> ModelSpec | None:
+        """Parse one catalogue entry tolerantly; None when it names no model.
+
+        :param item: one element of the catalogue's ``data`` list (any shape).
+        """
+        if isinstance(item, str):
+            return cls(model_id=item) if item.strip() else None
+        if not isinstance(item, Mapping):
+            return None
+        known = {"id", "model", "modelId", "model_id", "name", "durations", "duration",
+                 "aspectRatios", "aspect_ratios", "resolutions", "pricing", "price"}
+        model_id = next(
+            (item[k] for k in ("id", "model", "modelId", "model_id", "name")
+             if isinstance(item.get(k), str) and item[k].strip()),
+            None,
+        )
+        if model_id is None:
+            return None
+        pricing = item.get("pricing", item.get("price"))
+        return cls(
+            model_id=model_id.strip(),
+            durations=_parse_durations(item.get("durations", item.get("duration"))),
+            aspect_ratios=_parse_strings(item.get("aspectRatios", item.get("aspect_ratios"))),
+            resolutions=_parse_strings(item.get("resolutions")),
+            pricing=dict(pricing) if isinstance(pricing, Mapping) else None,
+            extra={k: v for k, v in item.items() if k not in known},
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _parse_durations(value: Any) -> tuple[int, ...] | None:
+    """Accept ``[5, 10]``, ``{"min": 4, "max": 15}``, ``"4-15"`` or a single number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return (int(value),)
+    if isinstance(value, Mapping):
+        lo, hi = value.get("min"), value.get("max")
+        if _is_int(lo) and _is_int(hi) and int(lo) <= int(hi) and int(hi) - int(lo) <= 600:
+            return tuple(range(int(lo), int(hi) + 1))
+        return None
+    if isinstance(value, str):
+        lo_s, sep, hi_s = value.partition("-")
+        if sep and lo_s.strip().isdigit() and hi_s.strip().isdigit():
+            return _parse_durations({"min": int(lo_s), "max": int(hi_s)})
+        return (int(value),) if value.strip().isdigit() else None
+    if isinstance(value, Iterable):
+        out = [int(v) for v in value if _is_int(v)]
+        return tuple(sorted(set(out))) or None
+    return None
+
+
+def _is_int(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
+
+
+def _parse_strings(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        return None
+    out = tuple(v for v in value if isinstance(v, str) and v)
+    return out or None
+
+
+def _builtin(model_id: str, durations: Iterable[int], per_second: Mapping[str, int], surcharge: int) -> ModelSpec:
+    return ModelSpec(
+        model_id=model_id,
+        durations=tuple(durations),
+        aspect_ratios=ASPECT_RATIOS,
+        resolutions=RESOLUTIONS,
+        pricing=MappingProxyType(
+            {"unit": "credits", "perSecond": dict(per_second), "referenceMediaSurcharge": surcharge}
+        ),
+    )
+
+
+#: The models the reference names, usable offline. Price figures: see the module docstring.
+BUILTIN_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
+    {
+        spec.model_id: spec
+        for spec in (
+            _builtin("seedance-2.0", range(4, 16), {"480p": 5, "720p": 8, "1080p": 16}, 24),
+            _builtin("seedance-2.0-fast", range(4, 16), {"480p": 3, "720p": 5, "1080p": 10}, 15),
+            _builtin("seedance-1.5-pro", (5, 10), {"480p": 4, "720p": 6, "1080p": 12}, 20),
+        )
+    }
+)
+
+
+def parse_catalogue(body: Any) -> list[ModelSpec]:
+    """Parse a ``GET /api/open/v1/models`` body: ``{"data": [...]}``, ``{"models": [...]}`` or a list.
+
+    :param body: decoded JSON (any shape); entries that name no model are skipped.
+    """
+    items: Any = body
+    if isinstance(body, Mapping):
+        items = body.get("data", body.get("models", []))
+        if isinstance(items, Mapping):
+            items = items.get("models", items.get("items", []))
+    if not isinstance(items, list):
+        return []
+    specs = (ModelSpec.from_catalogue_item(item) for item in items)
+    return [s for s in specs if s is not None]
+
+
+def estimate_credits(
+    model: str,
+    *,
+    duration: int | None,
+    resolution: str | None,
+    with_media: bool,
+    spec: ModelSpec | None = None,
+) -> int | None:
+    """Expected charge in credits, or None when neither the spec's pricing nor the bundled table knows.
+
+    Understood pricing shape: ``{"perSecond": {"720p": 8, ...}, "referenceMediaSurcharge": 24}``
+    (optional ``"base"``). Anything else falls back to the bundled table for built-in models.
+
+    :param model: model id.
+    :param duration: seconds (None: the vendor's example default, 5).
+    :param resolution: resolution (None: the vendor's example default, 720p).
+    :param with_media: True for image-to-video (reference media given).
+    :param spec: the catalogue's entry, when one was fetched.
+    """
+    dur = DEFAULT_DURATION if duration is None else duration
+    res = DEFAULT_RESOLUTION if resolution is None else resolution
+    for candidate in (spec, BUILTIN_MODELS.get(model)):
+        price = _price_from(candidate, dur, res, with_media) if candidate is not None else None
+        if price is not None:
+            return price
+    return None
+
+
+def _price_from(spec: ModelSpec, duration: int, resolution: str, with_media: bool) -> int | None:
+    pricing = spec.pricing
+    if not isinstance(pricing, Mapping):
+        return None
+    per_second = pricing.get("perSecond")
+    if not isinstance(per_second, Mapping):
+        return None
+    rate = per_second.get(resolution)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool):
+        return None
+    base = pricing.get("base", 0)
+    surcharge = pricing.get("referenceMediaSurcharge", 0) if with_media else 0
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (base, surcharge)):
+        return None
+    return int(math.ceil(base + rate * duration + surcharge))

@@ -1,0 +1,301 @@
+"""Exceptions users can catch, and the one place that decides what an HTTP failure means.
+
+Pure Python: no Airflow, no HTTP client. The hook, the trigger, the emulator and the tests share it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "SeedanceAPIError",
+    "SeedanceAmbiguousSubmitError",
+    "SeedanceAuthError",
+    "SeedanceConflictError",
+    "SeedanceError",
+    "SeedanceInsufficientCreditsError",
+    "SeedanceJobFailedError",
+    "SeedanceJobTimeoutError",
+    "SeedanceNotFoundError",
+    "SeedanceRateLimitError",
+    "SeedanceResponseError",
+    "SeedanceServerError",
+    "SeedanceTransportError",
+    "SeedanceUnknownModelError",
+    "SeedanceValidationError",
+    "classify_http_error",
+    "error_message_from_body",
+    "is_retryable",
+    "parse_retry_after",
+]
+
+
+class SeedanceError(Exception):
+    """Base class of every error this provider raises."""
+
+
+class SeedanceValidationError(SeedanceError, ValueError):
+    """A request field breaks a vendor rule. Raised before any request is sent.
+
+    :param field: Python (snake_case) name of the offending field.
+    :param value: the rejected value (already safe to show: the API key is never a field).
+    :param allowed: human-readable description of what is allowed.
+    :param api_field: the camelCase name of the field in the API body, when it differs.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str, *, api_field: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.api_field = api_field or field
+        shown = _short_repr(value)
+        name = field if self.api_field == field else f"{field} ({self.api_field})"
+        super().__init__(f"Invalid {name}: {shown}. Allowed: {allowed}.")
+
+
+class SeedanceUnknownModelError(SeedanceValidationError):
+    """The model is neither a built-in model nor listed in the vendor's catalogue.
+
+    :param value: the model name asked for.
+    :param available: model ids known (built in or from the live catalogue).
+    """
+
+    def __init__(self, value: Any, available: Sequence[str]) -> None:
+        self.available = list(available)
+        super().__init__("model", value, "one of " + ", ".join(self.available))
+
+
+class SeedanceAPIError(SeedanceError):
+    """The API answered with an error.
+
+    :param message: readable message (the vendor's, when it gave one).
+    :param status_code: HTTP status, when there was a response.
+    :param request_id: the generation this call was about, when known.
+    :param code: the vendor's machine-readable error code, when given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.request_id = request_id
+        self.code = code
+        parts = [message]
+        if status_code is not None:
+            parts.append(f"HTTP {status_code}")
+        if request_id:
+            parts.append(f"request id {request_id}")
+        super().__init__(" | ".join(parts))
+
+
+class SeedanceAuthError(SeedanceAPIError):
+    """401/403: the API key is missing, wrong, revoked or expired."""
+
+
+class SeedanceInsufficientCreditsError(SeedanceAPIError):
+    """402: the account has not enough credits for this generation."""
+
+
+class SeedanceNotFoundError(SeedanceAPIError):
+    """404: unknown request id (or wrong base URL)."""
+
+
+class SeedanceConflictError(SeedanceAPIError):
+    """409: e.g. cancelling a job that already finished."""
+
+
+class SeedanceRateLimitError(SeedanceAPIError):
+    """429: too many requests. ``retry_after`` is in seconds when the server said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class SeedanceServerError(SeedanceAPIError):
+    """5xx: the service failed. A POST that got this may still have created a job."""
+
+
+class SeedanceResponseError(SeedanceAPIError):
+    """The response could not be understood (not JSON, wrong shape)."""
+
+
+class SeedanceTransportError(SeedanceError):
+    """No usable HTTP response: connection refused/reset, DNS failure, timeout.
+
+    :param message: what happened.
+    :param sent: False only when the request certainly never reached the server (connect failed),
+        which is what makes a POST safe to retry.
+    """
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        self.sent = sent
+        super().__init__(message)
+
+
+class SeedanceAmbiguousSubmitError(SeedanceError):
+    """A submit failed in a way that may have created (and charged) a job. Never retried blindly.
+
+    :param cause: the underlying failure.
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(
+            "Submitting the generation failed after the request may have reached Seedance, so a job "
+            f"may exist and may have been charged ({cause}). It was not re-sent, to avoid paying twice. "
+            "Check your Seedance dashboard before retrying; set the task's retries knowing this."
+        )
+
+
+class SeedanceJobFailedError(SeedanceError):
+    """The generation ended failed or cancelled, or succeeded without an output URL.
+
+    :param request_id: the generation.
+    :param status: its final status string.
+    :param message: the vendor's error message, or ours.
+    """
+
+    def __init__(self, request_id: str, status: str, message: str | None) -> None:
+        self.request_id = request_id
+        self.status = status
+        self.vendor_message = message
+        super().__init__(f"Seedance generation {request_id} ended {status}: {message or 'no error message given'}")
+
+
+class SeedanceJobTimeoutError(SeedanceError):
+    """The generation did not finish before the deadline (it was cancelled when possible)."""
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_message_from_body(body: Any) -> tuple[str | None, str | None]:
+    """Return ``(message, code)`` from an API body whose ``error`` may be a string, object or absent.
+
+    :param body: decoded JSON body (any shape).
+    """
+    if not isinstance(body, Mapping):
+        return None, None
+    err = body.get("error")
+    if err is None:
+        msg = body.get("message")
+        return (str(msg) if msg not in (None, "") else None), None
+    if isinstance(err, str):
+        return (err or None), None
+    if isinstance(err, Mapping):
+        code = err.get("code")
+        msg = err.get("message") or err.get("detail") or err.get("msg")
+        code_s = str(code) if code not in (None, "") else None
+        if msg in (None, ""):
+            return (json.dumps(err, default=str, sort_keys=True) if err else code_s), code_s
+        return (f"{code_s}: {msg}" if code_s else str(msg)), code_s
+    return json.dumps(err, default=str), None
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent/bad.
+
+    :param value: the header value.
+    :param now: current epoch seconds (for tests).
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        current = time.time() if now is None else now
+        return max(0.0, when.timestamp() - current)
+    if seconds != seconds or seconds < 0:  # NaN or negative: ignore
+        return None
+    return seconds
+
+
+def classify_http_error(
+    status_code: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    *,
+    request_id: str | None = None,
+) -> SeedanceAPIError:
+    """Turn an HTTP error response into the matching exception (the one classifier).
+
+    :param status_code: HTTP status (>= 400).
+    :param body: decoded JSON body, or raw text when it was not JSON.
+    :param headers: response headers (case-insensitive mapping preferred).
+    :param request_id: the generation the call was about, when known.
+    """
+    message, code = error_message_from_body(body)
+    if message is None:
+        if isinstance(body, str) and body.strip():
+            message = body.strip()[:300]
+        else:
+            message = f"Seedance API error (HTTP {status_code})"
+    kwargs: dict[str, Any] = {"status_code": status_code, "request_id": request_id, "code": code}
+    if status_code in (401, 403):
+        return SeedanceAuthError(message, **kwargs)
+    if status_code == 402:
+        return SeedanceInsufficientCreditsError(message, **kwargs)
+    if status_code == 404:
+        return SeedanceNotFoundError(message, **kwargs)
+    if status_code == 409:
+        return SeedanceConflictError(message, **kwargs)
+    if status_code == 429:
+        retry_after = None
+        if headers is not None:
+            raw = _header(headers, "Retry-After")
+            retry_after = parse_retry_after(raw)
+        return SeedanceRateLimitError(message, retry_after=retry_after, **kwargs)
+    if status_code >= 500:
+        return SeedanceServerError(message, **kwargs)
+    return SeedanceAPIError(message, **kwargs)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, val in headers.items():
+            if key.lower() == lowered:
+                return val
+    return value
+
+
+def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
+    """Whether a failed call may be sent again.
+
+    GET and cancel are idempotent: 429, 5xx, malformed bodies and transport failures are retried.
+    A submit (POST) is not: only a 429 (the service refused it) or a connection that never opened
+    is retried, because anything else may already have created and charged a job.
+
+    :param exc: the failure.
+    :param idempotent: whether repeating the call cannot create a second job.
+    """
+    if isinstance(exc, SeedanceRateLimitError):
+        return True
+    if isinstance(exc, SeedanceTransportError):
+        return idempotent or not exc.sent
+    if isinstance(exc, (SeedanceServerError, SeedanceResponseError)):
+        return idempotent
+    return False
