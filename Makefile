@@ -37,5 +37,15 @@ unit: install
 test-oldest-airflow:
 	$(MAKE) unit VENV=.venv-airflow-$(OLDEST_AIRFLOW) AIRFLOW_VERSION=$(OLDEST_AIRFLOW)
 
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@
+
+## Sphinx docs, warnings as errors; -n also fails on any broken internal reference.
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+
 clean:
 	rm -rf .venv .venv-airflow-* build *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,0 +1,37 @@
+"""pytest fixtures for the Seedance emulator (register with ``pytest_plugins = [...]``).
+
+``seedance_emulator``: a running emulator, reset before each test. One server is shared per session
+(time scale 0.1: a job is queued 0.1 s and processing 0.2 s), so a test that changes settings through
+``seedance_emulator.admin.configure(...)`` affects only itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from airflow_provider_seedance.emulator.testing import EmulatorHandle
+
+__all__ = ["SESSION_TIME_SCALE", "seedance_emulator", "seedance_emulator_session"]
+
+#: Time scale of the shared session emulator.
+SESSION_TIME_SCALE = 0.1
+
+
+@pytest.fixture(scope="session")
+def seedance_emulator_session() -> Iterator[EmulatorHandle]:
+    """One emulator for the whole session (in a background thread)."""
+    from airflow_provider_seedance.emulator.testing import run_emulator
+
+    with run_emulator(time_scale=SESSION_TIME_SCALE) as emu:
+        yield emu
+
+
+@pytest.fixture
+def seedance_emulator(seedance_emulator_session: EmulatorHandle) -> EmulatorHandle:
+    """The session emulator, reset to its start state (no jobs, faults, log; default settings)."""
+    seedance_emulator_session.admin.reset()
+    return seedance_emulator_session
