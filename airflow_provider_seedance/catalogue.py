@@ -79,7 +79,7 @@ class ModelSpec:
         :param item: one element of the catalogue's ``data`` list (any shape).
         """
         if isinstance(item, str):
-            return cls(model_id=item) if item.strip() else None
+            return cls(model_id=item.strip()) if item.strip() else None
         if not isinstance(item, Mapping):
             return None
         known = {"id", "model", "modelId", "model_id", "name", "durations", "duration",
@@ -117,23 +117,33 @@ def _parse_durations(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, (int, float)) and float(value).is_integer():
         return (int(value),)
     if isinstance(value, Mapping):
-        lo, hi = value.get("min"), value.get("max")
-        if _is_int(lo) and _is_int(hi) and int(lo) <= int(hi) and int(hi) - int(lo) <= 600:
-            return tuple(range(int(lo), int(hi) + 1))
+        lo, hi = _as_int(value.get("min")), _as_int(value.get("max"))
+        if lo is not None and hi is not None and lo <= hi and hi - lo <= 600:
+            return tuple(range(lo, hi + 1))
         return None
     if isinstance(value, str):
         lo_s, sep, hi_s = value.partition("-")
-        if sep and lo_s.strip().isdigit() and hi_s.strip().isdigit():
+        if sep and _is_digits(lo_s) and _is_digits(hi_s):
             return _parse_durations({"min": int(lo_s), "max": int(hi_s)})
-        return (int(value),) if value.strip().isdigit() else None
+        return (int(value),) if _is_digits(value) else None
     if isinstance(value, Iterable):
         out = [int(v) for v in value if _is_int(v)]
         return tuple(sorted(set(out))) or None
     return None
 
 
+def _is_digits(text: str) -> bool:
+    # ASCII only: str.isdigit() accepts e.g. "²", which int() rejects.
+    text = text.strip()
+    return text.isascii() and text.isdigit()
+
+
 def _is_int(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
+
+
+def _as_int(v: Any) -> int | None:
+    return int(v) if _is_int(v) else None
 
 
 def _parse_strings(value: Any) -> tuple[str, ...] | None:
@@ -228,4 +238,4 @@ def _price_from(spec: ModelSpec, duration: int, resolution: str, with_media: boo
     surcharge = pricing.get("referenceMediaSurcharge", 0) if with_media else 0
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (base, surcharge)):
         return None
-    return int(math.ceil(base + rate * duration + surcharge))
+    return math.ceil(base + rate * duration + surcharge)

@@ -16,6 +16,7 @@ __all__ = [
     "SeedanceAmbiguousSubmitError",
     "SeedanceAuthError",
     "SeedanceConflictError",
+    "SeedanceConnectionError",
     "SeedanceError",
     "SeedanceInsufficientCreditsError",
     "SeedanceJobFailedError",
@@ -62,11 +63,18 @@ class SeedanceUnknownModelError(SeedanceValidationError):
 
     :param value: the model name asked for.
     :param available: model ids known (built in or from the live catalogue).
+    :param note: where the list comes from, e.g. "catalogue unreachable: built-in models only".
     """
 
-    def __init__(self, value: Any, available: Sequence[str]) -> None:
+    def __init__(self, value: Any, available: Sequence[str], *, note: str | None = None) -> None:
         self.available = list(available)
-        super().__init__("model", value, "one of " + ", ".join(self.available))
+        self.note = note
+        allowed = "one of " + ", ".join(self.available)
+        super().__init__("model", value, f"{allowed} ({note})" if note else allowed)
+
+
+class SeedanceConnectionError(SeedanceError, ValueError):
+    """The Airflow connection cannot be used as it is (no API key, a bad base URL or extra)."""
 
 
 class SeedanceAPIError(SeedanceError):
@@ -227,7 +235,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         current = time.time() if now is None else now
         return max(0.0, when.timestamp() - current)
-    if seconds != seconds or seconds < 0:  # NaN or negative: ignore
+    if seconds != seconds or seconds < 0 or seconds == float("inf"):  # NaN, negative, overflow: ignore
         return None
     return seconds
 

@@ -127,8 +127,12 @@ def _coerce_duration(value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text.startswith("+") else text
+        # ASCII only: str.isdigit() accepts e.g. "²", which int() rejects.
+        if digits.isascii() and digits.isdigit():
+            return int(digits)
     raise _fail("duration", value, "an integer number of seconds")
 
 
@@ -163,7 +167,8 @@ class GenerationRequest:
     """
 
     prompt: str
-    media_urls: tuple[str, ...] | None = None
+    # Any sequence (or a JSON-list string from a template) is accepted; stored as a tuple.
+    media_urls: Sequence[str] | str | None = None
     model: str = "seedance-2.0"
     aspect_ratio: str | None = None
     duration: int | None = None
@@ -250,7 +255,7 @@ class GenerationRequest:
         """
         if not isinstance(body, Mapping):
             raise SeedanceValidationError("body", body, "a JSON object")
-        kwargs = {attr: body.get(key) for attr, key in API_FIELDS.items() if key in body}
+        kwargs: dict[str, Any] = {attr: body.get(key) for attr, key in API_FIELDS.items() if key in body}
         if "model" not in body:
             raise _fail("model", None, "one of " + ", ".join(BUILTIN_MODELS))
         if not isinstance(kwargs.get("prompt"), str):
@@ -288,7 +293,8 @@ class GenerationRequest:
 
         :param data: a dict from :meth:`to_dict`.
         """
-        return cls(**{k: data.get(k) for k in API_FIELDS if k in data})
+        kwargs: dict[str, Any] = {k: data.get(k) for k in API_FIELDS if k in data}
+        return cls(**kwargs)
 
 
 def _describe_ints(values: Sequence[int]) -> str:
@@ -397,10 +403,10 @@ class JobResult:
             output_url=output_url,
             output_type=output_type,
             error=message,
-            credits_charged=int(credits) if _is_number(credits) else None,
+            credits_charged=_as_int(credits),
             model=_str_or_none(body.get("model")),
             prompt=_str_or_none(body.get("prompt")),
-            duration=int(duration) if _is_number(duration) else None,
+            duration=_as_int(duration),
             aspect_ratio=_str_or_none(body.get("aspectRatio")),
         )
 
@@ -441,8 +447,10 @@ class JobResult:
         )
 
 
-def _is_number(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
+def _as_int(v: Any) -> int | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+        return None
+    return int(v)
 
 
 def _str_or_none(v: Any) -> str | None:

@@ -1,0 +1,530 @@
+"""SeedanceHook: the Seedance 2.0 Open API from Airflow, sync (workers) and async (triggers).
+
+Connection -> base URL + API key (:mod:`._connection`); one ``requests.Session`` per hook and one shared
+``aiohttp.ClientSession`` per event loop and connection (:mod:`._async_session`); tenacity retries bounded in
+attempts and time (:mod:`._retry`); every response and client failure interpreted in one place (:mod:`._http`)
+and classified by :mod:`airflow_provider_seedance.errors`; the live model catalogue (:mod:`._catalogue`).
+
+Why not ``HttpHook``/``HttpAsyncHook`` from apache-airflow-providers-http: ``HttpHook.run`` builds a new
+``requests.Session`` per call (no keep-alive across calls), defaults a bare host to ``http://``, sends unknown
+extras as headers and follows redirects (turning a POST into a GET); ``HttpAsyncHook`` opens a session per call
+and does not retry 429 or connection errors. Closing those gaps would mean overriding nearly all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar, cast
+from urllib.parse import quote
+
+import aiohttp
+import requests
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from requests.auth import AuthBase
+from requests.utils import get_environ_proxies, select_proxy
+
+from airflow_provider_seedance.catalogue import ModelSpec, parse_catalogue
+from airflow_provider_seedance.errors import (
+    SeedanceAmbiguousSubmitError,
+    SeedanceAuthError,
+    SeedanceError,
+    SeedanceNotFoundError,
+    SeedanceTransportError,
+    SeedanceValidationError,
+    is_retryable,
+)
+from airflow_provider_seedance.hooks._async_session import SessionLease, acquire_session, release_session
+from airflow_provider_seedance.hooks._catalogue import (
+    CatalogueCache,
+    estimate_with_catalogue,
+    spec_from_catalogue,
+    validate_builtin,
+)
+from airflow_provider_seedance.hooks._connection import (
+    ConnectionSettings,
+    SeedanceConnectionError,
+    connection_form_widgets,
+    settings_from_connection,
+    ui_field_behaviour,
+)
+from airflow_provider_seedance.hooks._http import (
+    USER_AGENT,
+    interpret_response,
+    transport_error_from_aiohttp,
+    transport_error_from_requests,
+)
+from airflow_provider_seedance.hooks._retry import RetryPolicy, build_retrying, log_before_sleep
+from airflow_provider_seedance.models import GenerationRequest, JobResult
+
+__all__ = ["GENERATIONS_PATH", "MODELS_PATH", "RetryPolicy", "SeedanceConnectionError", "SeedanceHook"]
+
+GENERATIONS_PATH = "/api/open/v1/video/generations"
+MODELS_PATH = "/api/open/v1/models"
+
+T = TypeVar("T")
+
+
+class _BearerAuth(AuthBase):
+    """Bearer token as a requests auth object: it also stops requests from applying ~/.netrc credentials."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._token}"
+        return r
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+def _is_ambiguous_submit_failure(exc: BaseException) -> bool:
+    # Exactly the failures a GET may repeat but a POST may not: the request may have created a job.
+    return is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False)
+
+
+def _job_path(request_id: str, suffix: str = "") -> str:
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise SeedanceValidationError("request_id", request_id, "a non-empty request id string")
+    return f"{GENERATIONS_PATH}/{quote(request_id.strip(), safe='')}{suffix}"
+
+
+class SeedanceHook(BaseHook):
+    """Submit, poll and cancel Seedance generations; read the model catalogue.
+
+    Every failure is a :class:`~airflow_provider_seedance.errors.SeedanceError`. Reads (``get_job``,
+    ``cancel_job``, ``list_models``) are retried on 429 (honouring ``Retry-After``), 5xx, transport errors and
+    malformed answers. ``submit`` is retried only when no job can exist (429, connection never opened); when a
+    job may exist it raises :class:`~airflow_provider_seedance.errors.SeedanceAmbiguousSubmitError` and never
+    sends the POST again.
+
+    :param seedance_conn_id: the ``seedance`` connection: host = base URL (empty: the vendor's), password = API
+        key, extras ``timeout`` (s), ``proxies`` (dict or JSON), ``verify_ssl`` (bool).
+    :param timeout: seconds per HTTP request; overrides the connection's ``timeout`` extra (default 30).
+    :param max_retries: retries after the first attempt; overrides ``retry_policy.max_attempts``.
+    :param retry_policy: backoff, jitter and total-time bound (:class:`RetryPolicy`).
+    :param catalogue_ttl: seconds the model catalogue is cached by this hook (0: not cached).
+    """
+
+    conn_name_attr = "seedance_conn_id"
+    default_conn_name = "seedance_default"
+    conn_type = "seedance"
+    hook_name = "Seedance"
+
+    def __init__(
+        self,
+        seedance_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        catalogue_ttl: float = 300.0,
+        logger_name: str | None = None,
+    ) -> None:
+        super().__init__(logger_name=logger_name)
+        self.seedance_conn_id = seedance_conn_id
+        self.timeout = timeout
+        policy = retry_policy or RetryPolicy()
+        if max_retries is not None:
+            policy = replace(policy, max_attempts=max_retries + 1)
+        self.retry_policy = policy
+        self._settings: ConnectionSettings | None = None
+        self._session: requests.Session | None = None
+        self._lease: SessionLease | None = None
+        self._env_proxy: tuple[str | None] | None = None
+        self._catalogue = CatalogueCache(catalogue_ttl)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seedance_conn_id={self.seedance_conn_id!r})"
+
+    @property
+    def catalogue_ttl(self) -> float:
+        """Seconds a fetched model catalogue is reused."""
+        return self._catalogue.ttl
+
+    @catalogue_ttl.setter
+    def catalogue_ttl(self, seconds: float) -> None:
+        self._catalogue.ttl = seconds
+
+    # -- Airflow UI (Airflow < 3.2; newer versions read conn-fields from the provider info) --------------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden and relabelled connection form fields (same source as the provider info)."""
+        return ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra connection form fields, built from ``CONN_FIELDS`` (needs wtforms)."""
+        return connection_form_widgets()
+
+    # -- connection ----------------------------------------------------------------------------------------
+
+    def _load(self, conn: Any) -> ConnectionSettings:
+        settings = settings_from_connection(conn, self.seedance_conn_id, timeout=self.timeout)
+        mask_secret(settings.api_key)
+        return settings
+
+    def _get_settings(self) -> ConnectionSettings:
+        if self._settings is None:
+            self._settings = self._load(self.get_connection(self.seedance_conn_id))
+        return self._settings
+
+    async def _aget_settings(self) -> ConnectionSettings:
+        if self._settings is None:
+            aget = getattr(type(self), "aget_connection", None)
+            if aget is not None:  # Airflow >= 3.1 task SDK: no blocking lookup in the event loop
+                conn = await aget(self.seedance_conn_id)
+            else:
+                from asgiref.sync import sync_to_async
+
+                conn = await sync_to_async(self.get_connection)(self.seedance_conn_id)
+            self._settings = self._load(conn)
+        return self._settings
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL from the connection (no trailing slash)."""
+        return self._get_settings().base_url
+
+    # -- sync transport ------------------------------------------------------------------------------------
+
+    def get_conn(self) -> requests.Session:
+        """The hook's ``requests.Session`` (created once, reused for keep-alive)."""
+        if self._session is None:
+            settings = self._get_settings()
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.headers["Accept"] = "application/json"
+            session.auth = _BearerAuth(settings.api_key)
+            self._session = session
+        return self._session
+
+    def _send(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T]) -> T:
+        settings = self._get_settings()
+        session = self.get_conn()
+        what = f"{method} {path}"
+        try:
+            response = session.request(
+                method,
+                settings.base_url + path,
+                json=body,
+                timeout=settings.timeout,
+                # Per request: requests lets environment proxies override session.proxies otherwise.
+                proxies=settings.proxy_mapping or None,
+                verify=settings.verify_ssl,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise transport_error_from_requests(exc, what, settings.api_key) from exc
+        self.log.debug("Seedance %s -> HTTP %s", what, response.status_code)
+        text = response.content.decode("utf-8", errors="replace")
+        return parse(
+            interpret_response(response.status_code, response.headers, text, request_id=request_id,
+                               secret=settings.api_key)
+        )
+
+    def _call(
+        self, method: str, path: str, *, parse: Callable[[Any], T], idempotent: bool,
+        body: Any = None, request_id: str | None = None,
+    ) -> T:
+        self._get_settings()  # a connection problem is not retried
+        what = f"{method} {path}"
+        retrying = build_retrying(
+            self.retry_policy, idempotent=idempotent, before_sleep=log_before_sleep(self.log, what, self.retry_policy)
+        )
+        return cast("T", retrying(self._send, method, path, body, request_id, parse))
+
+    # -- async transport -----------------------------------------------------------------------------------
+
+    def _proxy_for_async(self, settings: ConnectionSettings) -> str | None:
+        if settings.proxy_url:
+            return settings.proxy_url
+        if self._env_proxy is None:
+            # Same environment proxies (and NO_PROXY) requests would use, so both paths agree.
+            self._env_proxy = (select_proxy(settings.base_url, get_environ_proxies(settings.base_url)),)
+        return self._env_proxy[0]
+
+    async def _async_session(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        lease = self._lease
+        if lease is not None and lease.loop is loop and not lease.session.closed:
+            return lease.session
+        if lease is not None and lease.loop is loop:
+            await release_session(lease)
+
+        def factory() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=settings.verify_ssl),
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                trust_env=False,  # proxies are resolved like requests does; netrc must not replace the key
+            )
+
+        self._lease = await acquire_session(settings.session_key(), factory)
+        return self._lease.session
+
+    async def _asend(
+        self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T]
+    ) -> T:
+        settings = await self._aget_settings()
+        session = await self._async_session(settings)
+        what = f"{method} {path}"
+        try:
+            async with session.request(
+                method,
+                settings.base_url + path,
+                json=body,
+                headers={"Authorization": f"Bearer {settings.api_key}"},
+                timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                proxy=self._proxy_for_async(settings),
+                allow_redirects=False,
+            ) as response:
+                raw = await response.read()
+                status, headers = response.status, response.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise transport_error_from_aiohttp(exc, what, settings.api_key) from exc
+        self.log.debug("Seedance %s -> HTTP %s", what, status)
+        text = raw.decode("utf-8", errors="replace")
+        return parse(interpret_response(status, headers, text, request_id=request_id, secret=settings.api_key))
+
+    async def _acall(
+        self, method: str, path: str, *, parse: Callable[[Any], T], idempotent: bool,
+        body: Any = None, request_id: str | None = None,
+    ) -> T:
+        await self._aget_settings()
+        what = f"{method} {path}"
+        retrying = build_retrying(
+            self.retry_policy, idempotent=idempotent, asynchronous=True,
+            before_sleep=log_before_sleep(self.log, what, self.retry_policy),
+        )
+        return cast("T", await retrying(self._asend, method, path, body, request_id, parse))
+
+    # -- jobs ----------------------------------------------------------------------------------------------
+
+    def _log_submit(self, request: GenerationRequest) -> None:
+        if request.media_urls is not None and not request.media_urls:
+            self.log.info("Seedance: no media URLs: text-to-video")
+
+    def submit(self, request: GenerationRequest) -> JobResult:
+        """Validate, then POST the generation. Never re-sends a POST that may have created a job.
+
+        :param request: the generation.
+        :raises SeedanceValidationError: a field breaks a rule (nothing was sent).
+        :raises SeedanceAmbiguousSubmitError: the POST may have created (and charged) a job.
+        """
+        self.validate_request(request)
+        self._log_submit(request)
+        try:
+            result = self._call(
+                "POST", GENERATIONS_PATH, body=request.to_api_json(), idempotent=False, parse=JobResult.from_api_json
+            )
+        except SeedanceError as exc:
+            if _is_ambiguous_submit_failure(exc):
+                raise SeedanceAmbiguousSubmitError(exc) from exc
+            raise
+        self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
+        return result
+
+    async def asubmit(self, request: GenerationRequest) -> JobResult:
+        """Async :meth:`submit`.
+
+        :param request: the generation.
+        """
+        await self.avalidate_request(request)
+        self._log_submit(request)
+        try:
+            result = await self._acall(
+                "POST", GENERATIONS_PATH, body=request.to_api_json(), idempotent=False, parse=JobResult.from_api_json
+            )
+        except SeedanceError as exc:
+            if _is_ambiguous_submit_failure(exc):
+                raise SeedanceAmbiguousSubmitError(exc) from exc
+            raise
+        self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
+        return result
+
+    @staticmethod
+    def _parser(request_id: str) -> Callable[[Any], JobResult]:
+        return lambda body: JobResult.from_api_json(body, request_id=request_id)
+
+    def get_job(self, request_id: str) -> JobResult:
+        """Status of a generation (retried).
+
+        :param request_id: the id ``submit`` returned.
+        """
+        return self._call("GET", _job_path(request_id), idempotent=True, request_id=request_id,
+                          parse=self._parser(request_id))
+
+    async def aget_job(self, request_id: str) -> JobResult:
+        """Async :meth:`get_job`.
+
+        :param request_id: the id ``submit`` returned.
+        """
+        return await self._acall("GET", _job_path(request_id), idempotent=True, request_id=request_id,
+                                 parse=self._parser(request_id))
+
+    def cancel_job(self, request_id: str) -> JobResult:
+        """Cancel a queued or processing generation (retried: cancelling twice is harmless).
+
+        :param request_id: the generation.
+        :raises SeedanceConflictError: it had already finished (409).
+        """
+        return self._call("POST", _job_path(request_id, "/cancel"), idempotent=True, request_id=request_id,
+                          parse=self._parser(request_id))
+
+    async def acancel_job(self, request_id: str) -> JobResult:
+        """Async :meth:`cancel_job`.
+
+        :param request_id: the generation.
+        """
+        return await self._acall("POST", _job_path(request_id, "/cancel"), idempotent=True,
+                                 request_id=request_id, parse=self._parser(request_id))
+
+    # -- catalogue -----------------------------------------------------------------------------------------
+
+    def list_models(self, *, refresh: bool = False) -> list[ModelSpec]:
+        """The vendor's live model catalogue (``GET /api/open/v1/models``), cached for ``catalogue_ttl``.
+
+        :param refresh: ignore the cache.
+        """
+        cached = self._catalogue.get(refresh=refresh)
+        if cached is not None:
+            return cached
+        return self._catalogue.put(self._call("GET", MODELS_PATH, idempotent=True, parse=parse_catalogue))
+
+    async def alist_models(self, *, refresh: bool = False) -> list[ModelSpec]:
+        """Async :meth:`list_models`.
+
+        :param refresh: ignore the cache.
+        """
+        cached = self._catalogue.get(refresh=refresh)
+        if cached is not None:
+            return cached
+        return self._catalogue.put(await self._acall("GET", MODELS_PATH, idempotent=True, parse=parse_catalogue))
+
+    def _catalogue_or_error(self) -> list[ModelSpec] | SeedanceError:
+        try:
+            return self.list_models()
+        except SeedanceError as exc:
+            self.log.warning("Seedance model catalogue unavailable: %s", exc)
+            return exc
+
+    async def _acatalogue_or_error(self) -> list[ModelSpec] | SeedanceError:
+        try:
+            return await self.alist_models()
+        except SeedanceError as exc:
+            self.log.warning("Seedance model catalogue unavailable: %s", exc)
+            return exc
+
+    def validate_request(self, request: GenerationRequest) -> ModelSpec:
+        """Check every rule: built-in models offline, other models against the live catalogue's entry.
+
+        :param request: the generation.
+        :return: the model spec the request was validated against.
+        :raises SeedanceValidationError: a field breaks a rule.
+        :raises SeedanceUnknownModelError: the model is neither built in nor listed (the message lists the
+            available models, or says the catalogue was unreachable).
+        """
+        spec = validate_builtin(request)
+        if spec is None:
+            spec = spec_from_catalogue(request.model, self._catalogue_or_error())
+            request.validate(spec)
+        return spec
+
+    async def avalidate_request(self, request: GenerationRequest) -> ModelSpec:
+        """Async :meth:`validate_request`.
+
+        :param request: the generation.
+        """
+        spec = validate_builtin(request)
+        if spec is None:
+            spec = spec_from_catalogue(request.model, await self._acatalogue_or_error())
+            request.validate(spec)
+        return spec
+
+    def estimate_credits(self, request: GenerationRequest) -> int | None:
+        """Expected charge in credits: the live catalogue's pricing, else the bundled (estimated) price table.
+
+        :param request: the generation.
+        :return: credits, or None when no price is known for the model.
+        """
+        catalogue = self._catalogue_or_error()
+        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue)
+
+    async def aestimate_credits(self, request: GenerationRequest) -> int | None:
+        """Async :meth:`estimate_credits`.
+
+        :param request: the generation.
+        """
+        catalogue = await self._acatalogue_or_error()
+        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue)
+
+    # -- connection test -----------------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the base URL and API key without creating a job or spending credits.
+
+        How it decides: it asks for the status of a made-up request id (one GET, no retries). The API checks
+        the key before it looks the id up, so **404** means the key was accepted (success), **401/403** means
+        the key was rejected, a connection failure means the host cannot be reached, and anything else
+        (including a 2xx for an id that cannot exist, typical of a wrong host) is reported with its details.
+        """
+        try:
+            settings = self._get_settings()
+        except Exception as exc:
+            return False, str(exc)
+        probe = f"airflow-connection-test-{uuid.uuid4().hex}"
+        base = settings.base_url
+        try:
+            self._send("GET", _job_path(probe), None, probe, parse=lambda body: body)
+        except SeedanceNotFoundError:
+            return True, (
+                f"Connected to {base}: API key accepted (a made-up request id returned 404; "
+                "no job was created, no credits were spent)."
+            )
+        except SeedanceAuthError as exc:
+            return False, f"API key rejected by {base} (HTTP {exc.status_code}): {exc.message}"
+        except SeedanceTransportError as exc:
+            return False, f"cannot reach {base}: {exc}"
+        except SeedanceError as exc:
+            return False, f"Unexpected answer from {base}: {exc}"
+        return False, (
+            f"Unexpected answer from {base}: a made-up request id was found (HTTP 2xx). "
+            "Is the host the Seedance API?"
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync session. In async code use :meth:`aclose` (it releases the shared session)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    async def aclose(self) -> None:
+        """Release this hook's reference to the shared async session (the last one closes it) and close()."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if lease.loop is running:
+                await release_session(lease)
+        self.close()
+
+    def __enter__(self) -> SeedanceHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SeedanceHook:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
