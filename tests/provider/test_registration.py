@@ -41,7 +41,8 @@ def test_providers_hooks_shows_the_seedance_connection_type() -> None:
 
 
 def test_connection_form_fields_are_registered() -> None:
-    names = {r["connection_parameter_name"] for r in _cli("widgets") if r.get("package_name") == "airflow-provider-seedance"}
+    rows = _cli("widgets")
+    names = {r["connection_parameter_name"] for r in rows if r.get("package_name") == "airflow-provider-seedance"}
     assert names == {f"extra__seedance__{field}" for field in CONN_FIELDS}
 
 

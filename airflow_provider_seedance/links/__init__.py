@@ -1,0 +1,3 @@
+"""Links of the Seedance provider."""
+
+from __future__ import annotations

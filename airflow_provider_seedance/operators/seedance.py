@@ -1,0 +1,430 @@
+"""SeedanceGenerateOperator: validate -> submit (or resume) -> record -> wait -> hand back the video URL.
+
+Road of one generation (see also ``ARCHITECTURE.md``):
+
+1. ``execute()`` renders the templates, builds the :class:`~airflow_provider_seedance.models.GenerationRequest`
+   with the Airflow lineage in its metadata, and validates it through the hook (unknown models are
+   looked up in the vendor's catalogue). A bad field fails here, before any request that costs money.
+2. The credit estimate is logged and pushed (XCom ``credits_estimated``); ``max_credits`` refuses a
+   request whose estimate is higher (or unknown), still before any request.
+3. An earlier try's job (see :mod:`._job_state`) is resumed when it is still running, reused when it
+   succeeded, and replaced when it failed or was cancelled. Otherwise the request is submitted once;
+   the request id is recorded (state store, XCom ``request_id``/``credits_charged``) *before* waiting.
+4. One status check, then the wait: deferred to :class:`~airflow_provider_seedance.triggers.seedance.SeedanceJobTrigger`
+   or polled in the worker, up to the job's absolute deadline (cancelled when it passes).
+5. Success pushes XCom ``output_url`` and returns the URL; failure, cancellation, timeout or success
+   without a URL raise with the request id and the vendor's message.
+
+Deadline: fixed once, at submit (``submit time + timeout``), and stored with the request id. A retry
+that resumes the same job keeps that deadline (a retry does not buy a job more time; if it already
+passed, the job is cancelled at once). A retry that submits a new job (the old one failed, was
+cancelled or timed out) gives the new job a fresh deadline. ``execution_timeout`` does not run while
+a task is deferred, so the deadline is the only bound there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+
+from airflow_provider_seedance.errors import (
+    SeedanceConflictError,
+    SeedanceError,
+    SeedanceJobFailedError,
+    SeedanceJobTimeoutError,
+    SeedanceNotFoundError,
+    SeedanceValidationError,
+    is_retryable,
+)
+from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
+from airflow_provider_seedance.models import GenerationRequest, JobResult, JobStatus
+from airflow_provider_seedance.operators._job_state import JobRecord, JobStateStore, job_store_for
+from airflow_provider_seedance.operators._lineage import lineage_of, with_lineage
+from airflow_provider_seedance.operators._wait import wait_in_worker
+from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, PollSchedule
+from airflow_provider_seedance.triggers.seedance import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent, SeedanceJobTrigger
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+__all__ = ["SeedanceBudgetExceededError", "SeedanceGenerateOperator"]
+
+XCOM_REQUEST_ID = "request_id"
+XCOM_CREDITS_CHARGED = "credits_charged"
+XCOM_CREDITS_ESTIMATED = "credits_estimated"
+
+DEFAULT_TIMEOUT = timedelta(hours=1)
+
+
+class SeedanceBudgetExceededError(SeedanceError, AirflowFailException):
+    """The request would cost more than ``max_credits`` (or its cost is unknown). Nothing was sent.
+
+    Also an ``AirflowFailException``: retrying the same request would be refused the same way.
+    """
+
+
+def _seconds(name: str, value: float | timedelta | None, *, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
+    return float(value)
+
+
+class SeedanceGenerateOperator(BaseOperator):
+    """Generate a video with Seedance and return its URL (XCom ``return_value`` and ``output_url``).
+
+    :param prompt: what the video shows. Templated.
+    :param media_urls: 1-5 public reference media URLs (list, JSON list string or one URL); None or
+        empty for text-to-video. Templated.
+    :param model: model id (built-in or listed in the vendor's catalogue). Templated.
+    :param aspect_ratio: ``16:9``, ``9:16`` or ``1:1``. Templated.
+    :param duration: seconds (range depends on the model). Templated.
+    :param resolution: ``480p``, ``720p`` or ``1080p``. Templated.
+    :param webhook_url: https URL the vendor calls with the final result. Templated.
+    :param metadata: JSON object stored with the request; Airflow lineage is added under the
+        ``"airflow"`` key (your keys are never overwritten). Templated.
+    :param seedance_conn_id: the Seedance connection.
+    :param wait_for_completion: wait for the video; False returns the request id right after submit.
+    :param deferrable: wait in the triggerer (frees the worker slot). Default ``[operators] default_deferrable``.
+    :param poll_interval: first and smallest polling interval in seconds (it grows with elapsed time).
+    :param max_poll_interval: cap of the polling interval in seconds.
+    :param timeout: longest wait for the generation (seconds or timedelta; None = no limit). At the
+        deadline the job is cancelled and the task fails.
+    :param max_credits: refuse to submit when the estimated price is higher, or unknown. Templated.
+    :param resumable: remember the request id so a retry resumes or reuses the job instead of paying
+        again (task state store on Airflow >= 3.3, an Airflow Variable before). False: every try submits.
+    """
+
+    template_fields: Sequence[str] = (
+        "prompt",
+        "media_urls",
+        "model",
+        "aspect_ratio",
+        "duration",
+        "resolution",
+        "webhook_url",
+        "metadata",
+        "max_credits",
+    )
+    template_fields_renderers = {"media_urls": "json", "metadata": "json"}
+    operator_extra_links = (SeedanceVideoLink(),)
+    ui_color = "#f2e8ff"
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        media_urls: Sequence[str] | str | None = None,
+        model: str = "seedance-2.0",
+        aspect_ratio: str | None = None,
+        duration: int | str | None = None,
+        resolution: str | None = None,
+        webhook_url: str | None = None,
+        metadata: Mapping[str, Any] | str | None = None,
+        seedance_conn_id: str = "seedance_default",
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+        max_credits: int | str | None = None,
+        resumable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.media_urls = media_urls
+        self.model = model
+        self.aspect_ratio = aspect_ratio
+        self.duration = duration
+        self.resolution = resolution
+        self.webhook_url = webhook_url
+        self.metadata = metadata
+        self.seedance_conn_id = seedance_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        # Checked now, at DAG parse time, so a bad schedule never reaches a worker.
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval)
+        PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval)
+        self.timeout = _seconds("timeout", timeout, allow_none=True)
+        self.max_credits = max_credits
+        self.resumable = resumable
+        # The job this process is waiting for, so on_kill can cancel it; set only while waiting.
+        self._in_flight: JobRecord | None = None
+        self._stop: threading.Event | None = None
+        #: The URL delivered in this run (read by the "Seedance video" link in the worker).
+        self.seedance_output_url: str | None = None
+
+    @cached_property
+    def hook(self) -> SeedanceHook:
+        """The Seedance hook (built on first use, in the worker; never at DAG parse time)."""
+        from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+        return SeedanceHook(seedance_conn_id=self.seedance_conn_id)
+
+    # -- the request ---------------------------------------------------------------------------
+
+    def build_request(self, context: Context) -> GenerationRequest:
+        """The request from the rendered fields, with Airflow lineage in its metadata (not validated yet).
+
+        :param context: the task's context.
+        """
+        # The model's own coercion (JSON string -> dict, errors naming ``metadata``) runs first, so the
+        # lineage is merged into a real dict.
+        user_metadata = GenerationRequest(prompt="", metadata=self.metadata).metadata  # type: ignore[arg-type]
+        request = GenerationRequest(
+            prompt=self.prompt,
+            media_urls=self.media_urls,  # type: ignore[arg-type]  # coerced by the model
+            model=self.model,
+            aspect_ratio=self.aspect_ratio,
+            duration=self.duration,  # type: ignore[arg-type]  # coerced by the model
+            resolution=self.resolution,
+            webhook_url=self.webhook_url,
+            metadata=with_lineage(user_metadata, lineage_of(context)),
+        )
+        if request.media_urls is None:
+            self.log.info("media_urls not given: text-to-video")
+        elif not request.media_urls:
+            # Often a template that rendered empty by mistake: make it visible.
+            self.log.info("no media URLs: text-to-video (media_urls rendered empty)")
+        return request
+
+    def _max_credits(self) -> int | None:
+        value = self.max_credits
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise SeedanceValidationError("max_credits", value, "a whole number of credits >= 0, or None")
+
+    def _check_budget(self, request: GenerationRequest, estimate: int | None) -> None:
+        limit = self._max_credits()
+        if limit is None:
+            return
+        if estimate is None:
+            raise SeedanceBudgetExceededError(
+                f"max_credits={limit} is set but the price of model {request.model!r} cannot be estimated "
+                "(no catalogue pricing and not in the bundled table); nothing was submitted"
+            )
+        if estimate > limit:
+            raise SeedanceBudgetExceededError(
+                f"Estimated cost {estimate} credits exceeds max_credits={limit} "
+                f"(model {request.model}, duration {request.duration}, resolution {request.resolution}); "
+                "nothing was submitted"
+            )
+
+    # -- execute ---------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Validate, then resume an earlier try's job or submit once, then wait (see module docstring).
+
+        :param context: the task's context.
+        """
+        self._stop = threading.Event()
+        self._max_credits()  # a bad value fails here, with the other input checks
+        request = self.build_request(context)
+        self.hook.validate_request(request)
+        estimate = self.hook.estimate_credits(request)
+        self.log.info("Estimated cost: %s credits", estimate if estimate is not None else "unknown")
+        self._push(context, XCOM_CREDITS_ESTIMATED, estimate)
+
+        store = self._job_store(context)
+        previous = store.load()
+        if previous is not None and not previous.delivered:
+            resumed = self._resume(context, store, previous)
+            if resumed is not None:
+                return resumed[0]
+
+        self._check_budget(request, estimate)
+        return self._submit(context, store, request)
+
+    def _job_store(self, context: Context) -> JobStateStore:
+        return job_store_for(context, resumable=self.resumable)
+
+    def _resume(self, context: Context, store: JobStateStore, record: JobRecord) -> tuple[Any] | None:
+        """Carry on with an earlier try's job; None when a new job must be submitted."""
+        try:
+            current = self.hook.get_job(record.request_id)
+        except SeedanceNotFoundError:
+            self.log.warning("Seedance generation %s from an earlier try is unknown to the API; submitting anew",
+                             record.request_id)
+            return None
+        self.log.info("Found Seedance generation %s from an earlier try (%s store): status %s",
+                      record.request_id, store.kind, current.raw_status)
+        if current.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            self.log.warning("It ended %s (%s); submitting a new generation", current.raw_status, current.error)
+            return None
+        self._record_submitted(context, record)
+        if current.status is JobStatus.SUCCEEDED:
+            self.log.info("It already succeeded: returning its result, nothing is submitted")
+            if not self.wait_for_completion:
+                return (self._deliver_request_id(store, record),)
+            return (self._deliver(context, store, record, current),)
+        if not self.wait_for_completion:
+            return (self._deliver_request_id(store, record),)
+        self.log.info("It is still running: resuming the wait (deadline kept from the first submit)")
+        return (self._wait(context, store, record),)
+
+    def _submit(self, context: Context, store: JobStateStore, request: GenerationRequest) -> Any:
+        submitted_at = time.time()
+        result = self.hook.submit(request)
+        record = JobRecord(
+            request_id=result.request_id,
+            started_at=submitted_at,
+            deadline=submitted_at + self.timeout if self.timeout is not None else None,
+            credits_charged=result.credits_charged,
+        )
+        self._in_flight = record  # on_kill cancels it from now on
+        # Recorded before anything else can fail: a retry must find this job, not pay for another.
+        try:
+            store.save(record)
+        except Exception:
+            # A retry could not find this job and would pay for a second one: do not let this one run on.
+            self.log.exception("Could not record Seedance generation %s; cancelling it", record.request_id)
+            self.on_kill()
+            raise
+        self._record_submitted(context, record)
+        self.log.info("Submitted Seedance generation %s (status %s, %s credits charged)",
+                      record.request_id, result.raw_status, record.credits_charged)
+        if not self.wait_for_completion:
+            return self._deliver_request_id(store, record)
+        try:
+            current = self.hook.get_job(record.request_id)
+        except SeedanceError as exc:
+            if not is_retryable(exc, idempotent=True):
+                raise
+            self.log.warning("First status check of %s failed (%s); waiting anyway", record.request_id, exc)
+        else:
+            if current.status.is_terminal:
+                return self._complete(context, store, record, current)
+        return self._wait(context, store, record)
+
+    def _record_submitted(self, context: Context, record: JobRecord) -> None:
+        # From here until the result is handed over, on_kill cancels this job.
+        self._in_flight = record
+        self._push(context, XCOM_REQUEST_ID, record.request_id)
+        self._push(context, XCOM_CREDITS_CHARGED, record.credits_charged)
+        limit = self._max_credits()
+        if record.credits_charged is not None and limit is not None and record.credits_charged > limit:
+            self.log.warning("Seedance charged %s credits, more than max_credits=%s (the estimate was lower)",
+                             record.credits_charged, limit)
+
+    # -- waiting -----------------------------------------------------------------------------------
+
+    def _wait(self, context: Context, store: JobStateStore, record: JobRecord) -> Any:
+        if self.deferrable:
+            self.defer(
+                trigger=SeedanceJobTrigger(
+                    request_id=record.request_id,
+                    seedance_conn_id=self.seedance_conn_id,
+                    deadline=record.deadline,
+                    started_at=record.started_at,
+                    poll_interval=self.poll_interval,
+                    max_poll_interval=self.max_poll_interval,
+                    owns_job=True,
+                ),
+                method_name="execute_complete",
+                # No trigger timeout: the trigger enforces the deadline itself and cancels the job
+                # first; a trigger timeout would fail the task and leave the job running.
+            )
+        if self._stop is None:
+            self._stop = threading.Event()
+        # _in_flight stays set if this raises: execution_timeout calls on_kill *after* the raise.
+        result = wait_in_worker(
+            self.hook,
+            record.request_id,
+            started_at=record.started_at,
+            deadline=record.deadline,
+            schedule=PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval),
+            stop=self._stop,
+            log=self.log,
+        )
+        return self._complete(context, store, record, result)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger fired: return the URL or raise with the request id and the reason.
+
+        :param context: the task's context.
+        :param event: the trigger's payload (see :class:`~airflow_provider_seedance.triggers.seedance.JobEvent`).
+        """
+        job_event = JobEvent.from_payload(event)
+        store = self._job_store(context)
+        record = store.load()
+        if record is None or record.request_id != job_event.request_id:
+            record = JobRecord(request_id=job_event.request_id, started_at=time.time())
+        if job_event.event == EVENT_COMPLETED and job_event.result is not None:
+            return self._complete(context, store, record, job_event.result)
+        if job_event.event == EVENT_TIMEOUT:
+            raise SeedanceJobTimeoutError(job_event.message)
+        raise SeedanceError(job_event.message or f"Waiting for Seedance generation {job_event.request_id} failed")
+
+    # -- the end -----------------------------------------------------------------------------------
+
+    def _complete(self, context: Context, store: JobStateStore, record: JobRecord, result: JobResult) -> Any:
+        self._in_flight = None
+        if result.status is JobStatus.SUCCEEDED:
+            return self._deliver(context, store, record, result)
+        raise SeedanceJobFailedError(record.request_id, result.raw_status or result.status.value, result.error)
+
+    def _deliver(self, context: Context, store: JobStateStore, record: JobRecord, result: JobResult) -> Any:
+        if not result.output_url:
+            raise SeedanceJobFailedError(
+                record.request_id, "succeeded", "the API reported success but returned no output URL"
+            )
+        self._push(context, OUTPUT_URL_XCOM_KEY, result.output_url)
+        self.seedance_output_url = result.output_url
+        self.log.info("Seedance generation %s succeeded: %s", record.request_id, result.output_url)
+        value = self.on_success(context, result)
+        # Last step: once delivered, clearing this task generates a new video instead of reusing this one.
+        store.mark_delivered(record)
+        return value
+
+    def on_success(self, context: Context, result: JobResult) -> Any:
+        """Turn a succeeded job into the task's return value (the output URL). Subclasses may extend.
+
+        :param context: the task's context.
+        :param result: the succeeded job (``output_url`` is set).
+        """
+        return result.output_url
+
+    def _deliver_request_id(self, store: JobStateStore, record: JobRecord) -> str:
+        self._in_flight = None
+        store.mark_delivered(record)
+        return record.request_id
+
+    def _push(self, context: Context, key: str, value: Any) -> None:
+        if value is not None:
+            context["ti"].xcom_push(key=key, value=value)
+
+    def on_kill(self) -> None:
+        """Cancel the job this worker is waiting for (task killed, or ``execution_timeout`` reached)."""
+        if self._stop is not None:
+            self._stop.set()
+        record = self._in_flight
+        if record is None:
+            return
+        # The cached hook on purpose: its connection is already resolved, so this (often a SIGTERM
+        # handler) makes no connection lookup through the supervisor while the main code may be in one.
+        try:
+            result = self.hook.cancel_job(record.request_id)
+        except SeedanceConflictError:
+            self.log.info("Seedance generation %s already finished; nothing to cancel", record.request_id)
+        except SeedanceError as exc:
+            self.log.warning("Could not cancel Seedance generation %s: %s", record.request_id, exc)
+        else:
+            self.log.info("Cancelled Seedance generation %s (status %s) because the task was killed",
+                          record.request_id, result.raw_status)

@@ -1,0 +1,116 @@
+"""When to ask again: the adaptive polling schedule shared by the trigger and the in-worker wait.
+
+Pure Python (no Airflow, no HTTP client).
+
+The schedule is a function of the time elapsed since the job was submitted, not of a poll counter::
+
+    interval(elapsed) = min(maximum, initial + growth * elapsed)
+
+so it is stateless: a trigger re-created after a triggerer restart (or an operator retry resuming a
+running job) picks up at the interval it would have had, from ``started_at`` alone.
+
+Latency bound: a job that finishes ``T`` seconds after submit is seen at most
+``min(maximum, initial + growth * T)`` seconds later (jitter only shortens an interval). With the
+defaults (5 s, growth 0.5, cap 60 s): a 10 s job is seen within 10 s, a 1 min job within 35 s, any
+job longer than 110 s within 60 s.
+
+Cost: the poll times follow ``t[n+1] = initial + (1 + growth) * t[n]``, a geometric series, so the
+number of polls grows with the logarithm of the duration until the cap is reached and then linearly
+at one per ``maximum``: 11 polls for a 5 min job and 66 for a 1 h job (721 at a fixed 5 s), counting
+the status check right after submit.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_MAX_POLL_INTERVAL",
+    "DEFAULT_POLL_GROWTH",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_POLL_JITTER",
+    "PollSchedule",
+]
+
+DEFAULT_POLL_INTERVAL = 5.0
+DEFAULT_MAX_POLL_INTERVAL = 60.0
+DEFAULT_POLL_GROWTH = 0.5
+DEFAULT_POLL_JITTER = 0.1
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Polling intervals that start fast and back off linearly with elapsed time up to a cap.
+
+    :param initial: first (and smallest) interval in seconds.
+    :param maximum: cap of the interval in seconds.
+    :param growth: seconds of interval added per second elapsed (0 = fixed interval).
+    :param jitter: fraction (0 <= jitter < 1) by which an interval is randomly *shortened*, so many
+        waits started together do not poll in lockstep; it never lengthens one (keeps the bound).
+    """
+
+    initial: float = DEFAULT_POLL_INTERVAL
+    maximum: float = DEFAULT_MAX_POLL_INTERVAL
+    growth: float = DEFAULT_POLL_GROWTH
+    jitter: float = DEFAULT_POLL_JITTER
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "maximum", "growth", "jitter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"poll schedule {name} must be a finite number, got {value!r}")
+        if self.initial <= 0:
+            raise ValueError(f"poll interval must be > 0 seconds, got {self.initial!r}")
+        if self.maximum < self.initial:
+            raise ValueError(
+                f"max poll interval ({self.maximum!r}) must be >= the poll interval ({self.initial!r})"
+            )
+        if self.growth < 0:
+            raise ValueError(f"poll growth must be >= 0, got {self.growth!r}")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"poll jitter must be in [0, 1), got {self.jitter!r}")
+
+    def interval(self, elapsed: float) -> float:
+        """The un-jittered interval after ``elapsed`` seconds: also the detection-latency bound then.
+
+        :param elapsed: seconds since the job was submitted (negative counts as 0).
+        """
+        return min(self.maximum, self.initial + self.growth * max(0.0, elapsed))
+
+    def next_delay(
+        self,
+        elapsed: float,
+        *,
+        remaining: float | None = None,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        """Seconds to sleep before the next poll.
+
+        :param elapsed: seconds since the job was submitted.
+        :param remaining: seconds left until the deadline (the sleep never passes it); None = no deadline.
+        :param retry_after: the server asked us to wait at least this long (429 ``Retry-After``).
+        :param rand: source of randomness in [0, 1) for the jitter (tests pass a fixed one).
+        """
+        delay = self.interval(elapsed) * (1.0 - self.jitter * rand())
+        if retry_after is not None and retry_after > delay:
+            delay = retry_after
+        if remaining is not None:
+            delay = min(delay, max(0.0, remaining))
+        return delay
+
+    def poll_times(self, duration: float) -> list[float]:
+        """Elapsed times of the polls made (without jitter) while a job of ``duration`` seconds runs.
+
+        The first poll is at 0 (the status check right after submit); the last one is the first at
+        or after ``duration``: the one that sees the job finished.
+
+        :param duration: seconds the job takes.
+        """
+        times = [0.0]
+        while times[-1] < duration:
+            times.append(times[-1] + self.interval(times[-1]))
+        return times

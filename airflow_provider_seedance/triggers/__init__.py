@@ -1,0 +1,3 @@
+"""Triggers of the Seedance provider."""
+
+from __future__ import annotations

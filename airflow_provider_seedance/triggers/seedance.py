@@ -1,0 +1,306 @@
+"""SeedanceJobTrigger: wait for one generation in the triggerer, without holding a worker slot.
+
+The trigger polls ``GET /api/open/v1/video/generations/{id}`` through the hook's shared async session
+on the adaptive :class:`~airflow_provider_seedance.polling.PollSchedule`, absorbs transient failures
+until its absolute deadline, and yields exactly one event (see :class:`JobEvent`):
+
+- ``completed``: the job reached a terminal status (succeeded, failed or cancelled); ``result`` holds it.
+- ``timeout``: the deadline passed first; when the trigger owns the job it was cancelled before.
+- ``error``: a permanent failure while waiting (e.g. 401 bad key, 404 unknown id); ``message`` says which.
+
+Ownership decides cancellation: a trigger that *owns* its job (the operator's) cancels it at the
+deadline and in :meth:`SeedanceJobTrigger.on_kill` (Airflow >= 3.3: the user marked/cleared the
+deferred task). It never cancels in :meth:`~SeedanceJobTrigger.cleanup`, which also runs on a triggerer
+restart or redistribution. A sensor's trigger waits for somebody else's job and cancels nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowNotFoundException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_seedance.errors import (
+    SeedanceConflictError,
+    SeedanceError,
+    is_retryable,
+)
+from airflow_provider_seedance.models import JobResult, JobStatus
+from airflow_provider_seedance.polling import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    PollSchedule,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+__all__ = ["EVENT_COMPLETED", "EVENT_ERROR", "EVENT_TIMEOUT", "JobEvent", "SeedanceJobTrigger", "parse_deadline"]
+
+EVENT_COMPLETED = "completed"
+EVENT_TIMEOUT = "timeout"
+EVENT_ERROR = "error"
+_EVENT_KINDS = (EVENT_COMPLETED, EVENT_TIMEOUT, EVENT_ERROR)
+
+#: A poll whose deadline is (nearly) reached still gets this long to answer, so a last look at a job
+#: that may just have finished is not cut off before it can succeed.
+MIN_CALL_BUDGET = 5.0
+#: Bound on the cancel request at the deadline and in on_kill (the triggerer bounds on_kill at 30 s).
+CANCEL_BUDGET = 20.0
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """The one event a :class:`SeedanceJobTrigger` yields, as a typed object.
+
+    :param event: ``completed``, ``timeout`` or ``error``.
+    :param request_id: the generation waited for.
+    :param result: the last status seen (for ``completed``: the terminal one), if any.
+    :param message: human-readable summary (the vendor's error text included when there is one).
+    """
+
+    event: str
+    request_id: str
+    result: JobResult | None
+    message: str
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-simple payload of the :class:`~airflow.triggers.base.TriggerEvent`."""
+        return {
+            "event": self.event,
+            "request_id": self.request_id,
+            "result": self.result.to_dict() if self.result is not None else None,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> JobEvent:
+        """Inverse of :meth:`to_payload`; ``ValueError`` when the payload is not one of ours.
+
+        :param payload: the event payload handed to ``execute_complete``.
+        """
+        if not isinstance(payload, Mapping) or payload.get("event") not in _EVENT_KINDS:
+            raise ValueError(f"not a SeedanceJobTrigger event: {payload!r}")
+        raw_result = payload.get("result")
+        result = JobResult.from_dict(raw_result) if isinstance(raw_result, Mapping) else None
+        request_id = payload.get("request_id") or (result.request_id if result is not None else "")
+        return cls(
+            event=str(payload["event"]),
+            request_id=str(request_id),
+            result=result,
+            message=str(payload.get("message") or ""),
+        )
+
+
+def parse_deadline(value: float | int | str | datetime | None) -> float | None:
+    """Normalize a deadline to epoch seconds: accepts epoch numbers, ISO-8601 strings and datetimes.
+
+    :param value: the deadline; None means no deadline.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"deadline must be epoch seconds or an ISO-8601 timestamp, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"deadline must be epoch seconds or an ISO-8601 timestamp, got {value!r}") from None
+    if isinstance(value, datetime):
+        # A naive timestamp is taken as UTC (what Airflow stores), never as the machine's local time.
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    raise ValueError(f"deadline must be epoch seconds or an ISO-8601 timestamp, got {value!r}")
+
+
+def _describe(result: JobResult) -> str:
+    status = result.raw_status or result.status.value
+    text = f"Seedance generation {result.request_id} ended {status}"
+    if result.status is JobStatus.SUCCEEDED:
+        return text + (f": {result.output_url}" if result.output_url else " without an output URL")
+    return text + (f": {result.error}" if result.error else "")
+
+
+class SeedanceJobTrigger(BaseTrigger):
+    """Wait for a Seedance generation to finish; yield one :class:`JobEvent` payload.
+
+    Every argument is JSON-simple and none is secret (the API key stays in the connection).
+
+    :param request_id: the generation to wait for.
+    :param seedance_conn_id: the Seedance connection.
+    :param deadline: absolute deadline (epoch seconds or ISO-8601); None waits indefinitely.
+    :param started_at: epoch seconds the job was submitted (drives the polling schedule); default now.
+    :param poll_interval: first and smallest polling interval, in seconds.
+    :param max_poll_interval: cap of the polling interval, in seconds.
+    :param owns_job: cancel the job at the deadline and when a user kills the task.
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        seedance_conn_id: str = "seedance_default",
+        deadline: float | str | None = None,
+        started_at: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        owns_job: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(request_id, str) or not request_id:
+            raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
+        self.request_id = request_id
+        self.seedance_conn_id = seedance_conn_id
+        self.deadline = parse_deadline(deadline)
+        self.started_at = float(started_at) if started_at is not None else time.time()
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval)
+        self.owns_job = bool(owns_job)
+        # Validates the poll settings here, in the worker, rather than later in the triggerer.
+        self.schedule = PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and JSON-simple kwargs (no secret) to re-create this trigger anywhere."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "request_id": self.request_id,
+                "seedance_conn_id": self.seedance_conn_id,
+                "deadline": self.deadline,
+                "started_at": self.started_at,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "owns_job": self.owns_job,
+            },
+        )
+
+    def _hook(self, *, polling: bool) -> SeedanceHook:
+        # Imported here: the hook module pulls in the HTTP clients, which a DAG parse does not need.
+        from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+        # Polls are not retried inside the hook: the poll loop *is* the retry loop (its schedule, the
+        # server's Retry-After and the deadline decide when to ask again). A cancel keeps the hook's
+        # retries, bounded by CANCEL_BUDGET, because it must get through.
+        return SeedanceHook(seedance_conn_id=self.seedance_conn_id, max_retries=0 if polling else None)
+
+    def _event(self, kind: str, result: JobResult | None, message: str) -> TriggerEvent:
+        return TriggerEvent(JobEvent(kind, self.request_id, result, message).to_payload())
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the job is terminal or the deadline passes; yield exactly one event."""
+        hook = self._hook(polling=True)
+        try:
+            event = await self._wait(hook)
+        finally:
+            # Gives back this hook's reference to the loop's shared session (others keep theirs).
+            await hook.aclose()
+        yield event
+
+    async def _wait(self, hook: SeedanceHook) -> TriggerEvent:
+        last: JobResult | None = None
+        unknown_seen: set[str] = set()
+        while True:
+            retry_after: float | None = None
+            try:
+                result = await asyncio.wait_for(hook.aget_job(self.request_id), timeout=self._call_budget())
+            except (SeedanceError, AirflowNotFoundException) as exc:
+                if isinstance(exc, SeedanceError) and is_retryable(exc, idempotent=True):
+                    retry_after = getattr(exc, "retry_after", None)
+                    self.log.warning("Seedance generation %s: status check failed (%s); will retry",
+                                     self.request_id, exc)
+                else:
+                    return self._event(
+                        EVENT_ERROR, last,
+                        f"Waiting for Seedance generation {self.request_id} failed permanently: "
+                        f"{type(exc).__name__}: {exc}",
+                    )
+            except TimeoutError:
+                self.log.warning("Seedance generation %s: status check timed out; will retry", self.request_id)
+            else:
+                last = result
+                if result.status.is_terminal:
+                    return self._event(EVENT_COMPLETED, result, _describe(result))
+                if result.status is JobStatus.UNKNOWN and (result.raw_status or "") not in unknown_seen:
+                    # An undocumented status is logged once and waited through, never taken for success.
+                    unknown_seen.add(result.raw_status or "")
+                    self.log.warning("Seedance generation %s reports undocumented status %r; still waiting",
+                                     self.request_id, result.raw_status)
+                else:
+                    self.log.debug("Seedance generation %s is %s", self.request_id, result.status.value)
+
+            now = time.time()
+            if self.deadline is not None and now >= self.deadline:
+                return await self._on_deadline(last)
+            remaining = None if self.deadline is None else self.deadline - now
+            delay = self.schedule.next_delay(now - self.started_at, remaining=remaining, retry_after=retry_after)
+            await asyncio.sleep(delay)
+
+    def _call_budget(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(MIN_CALL_BUDGET, self.deadline - time.time())
+
+    async def _on_deadline(self, last: JobResult | None) -> TriggerEvent:
+        when = datetime.fromtimestamp(self.deadline or 0, tz=timezone.utc).isoformat(timespec="seconds")
+        text = f"Seedance generation {self.request_id} did not finish before its deadline {when}"
+        if not self.owns_job:
+            return self._event(EVENT_TIMEOUT, last, text + " (not cancelled: this wait does not own the job)")
+        canceller = self._hook(polling=False)
+        try:
+            return await self._cancel_at_deadline(canceller, last, text)
+        finally:
+            await canceller.aclose()
+
+    async def _cancel_at_deadline(self, hook: SeedanceHook, last: JobResult | None, text: str) -> TriggerEvent:
+        try:
+            cancelled = await asyncio.wait_for(hook.acancel_job(self.request_id), timeout=CANCEL_BUDGET)
+        except SeedanceConflictError:
+            # It finished between the last poll and the cancel: hand back what it finished with.
+            try:
+                final = await asyncio.wait_for(hook.aget_job(self.request_id), timeout=CANCEL_BUDGET)
+            except (SeedanceError, TimeoutError) as exc:
+                return self._event(EVENT_TIMEOUT, last, f"{text}; cancel refused (already finished?): {exc}")
+            if final.status.is_terminal:
+                return self._event(EVENT_COMPLETED, final, _describe(final))
+            return self._event(EVENT_TIMEOUT, final, f"{text}; the cancel was refused (status {final.raw_status})")
+        except (SeedanceError, TimeoutError) as exc:
+            return self._event(
+                EVENT_TIMEOUT, last, f"{text}; cancelling it FAILED ({type(exc).__name__}: {exc}): it may still run"
+            )
+        self.log.info("Seedance generation %s cancelled at its deadline (status %s)",
+                      self.request_id, cancelled.raw_status)
+        return self._event(EVENT_TIMEOUT, cancelled, f"{text}; it was cancelled (status {cancelled.raw_status})")
+
+    async def on_kill(self) -> None:
+        """Cancel the job: a user marked, cleared or killed the deferred task (Airflow >= 3.3 only).
+
+        Not called on a triggerer restart or redistribution, where the job must keep running.
+        """
+        if not self.owns_job:
+            return
+        hook = self._hook(polling=False)
+        try:
+            result = await asyncio.wait_for(hook.acancel_job(self.request_id), timeout=CANCEL_BUDGET)
+        except SeedanceConflictError:
+            self.log.info("Seedance generation %s already finished; nothing to cancel", self.request_id)
+        except (SeedanceError, AirflowNotFoundException, TimeoutError) as exc:
+            self.log.warning("Could not cancel Seedance generation %s: %s", self.request_id, exc)
+        else:
+            self.log.info("Cancelled Seedance generation %s (status %s) because the task was killed",
+                          self.request_id, result.raw_status)
+        finally:
+            await hook.aclose()
+
+    async def cleanup(self) -> None:
+        """Release nothing and, deliberately, cancel nothing.
+
+        ``cleanup`` also runs when the triggerer restarts or hands the trigger to another triggerer;
+        the job must survive that. The hook's reference to the shared HTTP session was already
+        given back when :meth:`run` ended.
+        """
