@@ -1,0 +1,104 @@
+"""SeedancePersistVideoOperator: save a finished video to object storage (sensor / fire-and-forget path).
+
+When ``SeedanceGenerateOperator`` waits for the job itself, its own persistence option does the same
+work. Use this operator after a :class:`SeedanceJobSensor`, or after any task whose XCom holds an
+output URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_seedance.persist import (
+    DEFAULT_ALLOWED_CONTENT_TYPES,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TIMEOUT,
+    persist_video,
+)
+
+__all__ = ["VIDEO_URI_XCOM_KEY", "SeedancePersistVideoOperator"]
+
+#: XCom key of the stored file's URI (also the operator's return value).
+VIDEO_URI_XCOM_KEY = "video_uri"
+
+
+class SeedancePersistVideoOperator(BaseOperator):
+    """Stream the video at ``source_url`` into ``destination`` (any Airflow object storage location).
+
+    The stored URI is the return value (and XCom ``video_uri``). Each Asset in ``outlets`` gets it in
+    its event's ``extra`` (``{"video_uri": ..., "request_id": ...}``), so a DAG scheduled on the
+    Asset knows which file is new. See :func:`~airflow_provider_seedance.persist.persist_video` for
+    the streaming, limits and the atomic write.
+
+    :param source_url: the output URL (templated), e.g. ``generate.output`` or
+        ``"{{ ti.xcom_pull(task_ids='wait', key='output_url') }}"``.
+    :param destination: target file URI or local path (templated), e.g.
+        ``"s3://aws_default@videos/{{ ds }}/{{ run_id }}.mp4"``.
+    :param storage_conn_id: Airflow connection of the destination store, if not in the URI.
+    :param request_id: the generation's request id (templated), recorded in Asset event extras.
+    :param max_bytes: refuse bodies larger than this.
+    :param allowed_content_types: accepted media types (None: anything but text/HTML/JSON).
+    :param chunk_size: bytes per read/write.
+    :param download_timeout: seconds to connect and to wait for each chunk.
+    """
+
+    template_fields: Sequence[str] = ("source_url", "destination", "request_id", "storage_conn_id")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        source_url: Any,
+        destination: Any,
+        storage_conn_id: str | None = None,
+        request_id: str | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        allowed_content_types: Sequence[str] | None = DEFAULT_ALLOWED_CONTENT_TYPES,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        download_timeout: float = DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_url = source_url
+        self.destination = destination
+        self.storage_conn_id = storage_conn_id
+        self.request_id = request_id
+        self.max_bytes = max_bytes
+        self.allowed_content_types = tuple(allowed_content_types) if allowed_content_types is not None else None
+        self.chunk_size = chunk_size
+        self.download_timeout = download_timeout
+
+    def execute(self, context: Any) -> str:
+        """Download and store the video; return its URI.
+
+        :param context: the task context.
+        """
+        uri = persist_video(
+            self.source_url,
+            self.destination,
+            max_bytes=self.max_bytes,
+            allowed_content_types=self.allowed_content_types,
+            chunk_size=self.chunk_size,
+            timeout=self.download_timeout,
+            conn_id=self.storage_conn_id or None,
+        )
+        context["ti"].xcom_push(key=VIDEO_URI_XCOM_KEY, value=uri)
+        self._annotate_outlets(context, uri)
+        return uri
+
+    def _annotate_outlets(self, context: Any, uri: str) -> None:
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:
+            return
+        from airflow.providers.common.compat.sdk import Asset
+
+        extra: dict[str, Any] = {"video_uri": uri}
+        if self.request_id:
+            extra["request_id"] = str(self.request_id)
+        for outlet in self.outlets or ():
+            if isinstance(outlet, Asset):
+                outlet_events[outlet].extra.update(extra)

@@ -1,0 +1,336 @@
+"""Stream a finished video into Airflow object storage (the vendor's output URL expires).
+
+:func:`persist_video` copies the file at the output URL to any :class:`ObjectStoragePath`
+(``file://``, ``s3://``, ``gs://``, ``memory://``...), through Airflow's object storage layer:
+
+- **Streaming.** The body is read in ``chunk_size`` pieces with ``requests``' ``iter_content`` and
+  written as it arrives; memory use is a few chunks, whatever the video's size.
+- **Limits.** ``Content-Length`` is checked before reading, and the running byte count while
+  streaming (a server may omit or understate the header). A body shorter than its announced length
+  is a failed download, not a video.
+- **Content type.** The ``Content-Type`` must be one of ``allowed_content_types``; HTML/JSON/text
+  (a login page, a CDN error page) is always refused, and so is a body whose first bytes are
+  ``<`` or ``{`` whatever its header says (an MP4 never starts with a box that large).
+- **No half files.** Data goes to a hidden temp name beside the target
+  (``.<name>.<random>.part``), which is then moved onto the final name. On a local file system the
+  move is ``rename(2)``: atomic, a reader sees the old file or the new one. Object stores have no
+  rename: fsspec's ``mv`` copies the temp object to the final key and deletes it; the final object
+  still appears whole at once (S3/GCS make an object visible only when its write completes), so a
+  partial video is never under the final name. On any failure the temp is deleted; if even that
+  fails (e.g. credentials lost), a ``*.part`` object may remain: a lifecycle rule on ``*.part``
+  removes such leftovers.
+- **No secrets in logs.** Signed URLs carry tokens in their query string: logs and error messages
+  show the URL without query string or user info, and the query values are registered with Airflow's
+  secrets masker.
+
+The same destination always gets the same content, so a retried task simply overwrites it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import requests
+
+from airflow_provider_seedance.errors import SeedanceError
+from airflow_provider_seedance.models import is_loopback_host
+
+__all__ = [
+    "DEFAULT_ALLOWED_CONTENT_TYPES",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_TIMEOUT",
+    "SeedancePersistError",
+    "persist_video",
+    "redact_url",
+]
+
+log = logging.getLogger(__name__)
+
+#: 2 GiB: far above a 15 s 1080p clip, low enough to stop a runaway body filling a disk.
+DEFAULT_MAX_BYTES = 2 * 1024**3
+#: Video containers the vendor serves, plus the generic binary types many object stores default to.
+DEFAULT_ALLOWED_CONTENT_TYPES: tuple[str, ...] = (
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "application/mp4",
+    "application/octet-stream",
+    "binary/octet-stream",
+)
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+#: Seconds to connect, and to wait for each chunk (not for the whole file).
+DEFAULT_TIMEOUT = 60.0
+
+# Never a video, even if a caller allows it by mistake: these are error/login pages.
+_NEVER_VIDEO = ("text/", "application/json", "application/xml", "application/xhtml", "application/problem")
+_LOCAL_PROTOCOLS = ("", "file", "local")
+
+
+class SeedancePersistError(SeedanceError):
+    """The video could not be stored; nothing was left under the destination name.
+
+    :param message: what went wrong (URLs in it are already redacted).
+    :param reason: short machine-readable cause: ``invalid`` (an argument), ``url`` (the source URL),
+        ``http``, ``transport``, ``content_type``, ``too_large``, ``truncated`` or ``storage``.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info, query string or fragment: safe to log.
+
+    :param url: any URL (possibly signed).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "<unparseable URL>"
+    suffix = "?<redacted>" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
+
+
+def _mask_query(url: str) -> None:
+    # The masker then hides the tokens wherever they show up (e.g. an XCom rendered in a log line).
+    values = [v for _k, v in parse_qsl(urlsplit(url).query)] + [urlsplit(url).password or ""]
+    secret_values = [v for v in values if len(v) >= 8]
+    if not secret_values:
+        return
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+    except ImportError:  # pragma: no cover - Airflow is always there in a task
+        return
+    for value in secret_values:
+        mask_secret(value)
+
+
+def _as_storage_path(destination: Any, conn_id: str | None) -> Any:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(destination, ObjectStoragePath):
+        return ObjectStoragePath(str(destination), conn_id=conn_id) if conn_id else destination
+    text = os.fspath(destination) if isinstance(destination, os.PathLike) else destination
+    if not isinstance(text, str) or not text.strip():
+        raise SeedancePersistError(f"Invalid destination: {destination!r}", reason="invalid")
+    text = text.strip()
+    if "://" not in text:
+        # A bare path means the local file system; make it absolute so the URI returned is too.
+        text = "file://" + os.path.abspath(os.path.expanduser(text))
+    if text.endswith("/"):
+        raise SeedancePersistError(f"Destination {text!r} is a directory; give a file name", reason="invalid")
+    return ObjectStoragePath(text, conn_id=conn_id)
+
+
+def _check_source(source_url: Any) -> str:
+    if not isinstance(source_url, str) or not source_url.strip():
+        raise SeedancePersistError(f"Invalid source_url: {source_url!r}. Allowed: an https:// URL", reason="url")
+    url = source_url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise SeedancePersistError("Invalid source_url: not a URL", reason="url") from None
+    if not host or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not is_loopback_host(host)):
+        raise SeedancePersistError(
+            f"Invalid source_url {redact_url(url)}. Allowed: an https:// URL (http:// only for localhost)",
+            reason="url",
+        )
+    return url
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _check_content_type(header: str | None, allowed: Sequence[str] | None, shown_url: str) -> None:
+    media_type = _media_type(header)
+    if media_type.startswith(_NEVER_VIDEO) or media_type.endswith(("+json", "+xml")):
+        raise SeedancePersistError(
+            f"{shown_url} returned {media_type!r}, an error or web page, not a video", reason="content_type"
+        )
+    if allowed is None:
+        return
+    if media_type not in {_media_type(a) for a in allowed}:
+        raise SeedancePersistError(
+            f"{shown_url} returned Content-Type {media_type or '(none)'!r}. Allowed: {', '.join(allowed)}",
+            reason="content_type",
+        )
+
+
+def _bounded_chunks(chunks: Iterable[bytes], max_bytes: int, expected: int | None, shown_url: str) -> Iterator[bytes]:
+    received = 0
+    first = True
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if first:
+            first = False
+            if chunk.lstrip()[:1] in (b"<", b"{"):
+                raise SeedancePersistError(
+                    f"{shown_url} sent a text/HTML body, not a video (the Content-Type header was wrong)",
+                    reason="content_type",
+                )
+        received += len(chunk)
+        if received > max_bytes:
+            raise SeedancePersistError(
+                f"{shown_url} sent more than max_bytes={max_bytes}; download stopped", reason="too_large"
+            )
+        yield chunk
+    if expected is not None and received != expected:
+        raise SeedancePersistError(
+            f"{shown_url} ended after {received} of {expected} bytes (connection dropped)", reason="truncated"
+        )
+    if received == 0:
+        raise SeedancePersistError(f"{shown_url} returned an empty body", reason="truncated")
+
+
+def _write(fs: Any, path: str, chunks: Iterable[bytes], *, local: bool) -> int:
+    written = 0
+    with fs.open(path, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            written += len(chunk)
+        if local:
+            # Data on disk before the rename makes it visible: a crash never exposes an empty video.
+            handle.flush()
+            try:
+                os.fsync(handle.fileno())
+            except (AttributeError, OSError, ValueError):
+                pass
+    return written
+
+
+def _remove_quietly(fs: Any, path: str, shown: str) -> None:
+    try:
+        if fs.exists(path):
+            fs.rm(path)
+    except Exception:  # cleanup must not mask the original failure
+        log.warning("Could not delete the temporary file %s; remove it by hand", shown, exc_info=True)
+
+
+def persist_video(
+    source_url: str,
+    destination: Any,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allowed_content_types: Sequence[str] | None = DEFAULT_ALLOWED_CONTENT_TYPES,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    timeout: float = DEFAULT_TIMEOUT,
+    conn_id: str | None = None,
+    session: requests.Session | None = None,
+) -> str:
+    """Stream the video at ``source_url`` to ``destination`` and return the stored URI.
+
+    :param source_url: the output URL of a finished generation (https; http only for localhost).
+    :param destination: target file: an ``ObjectStoragePath``, a URI (``s3://bucket/key.mp4``,
+        ``s3://conn_id@bucket/key.mp4``, ``file:///abs/path.mp4``) or a local path.
+    :param max_bytes: refuse bodies larger than this (checked up front and while streaming).
+    :param allowed_content_types: accepted media types; None accepts anything but text/HTML/JSON.
+    :param chunk_size: bytes read and written at a time (bounds memory use).
+    :param timeout: seconds to connect and to wait for each chunk.
+    :param conn_id: Airflow connection for the *destination* store (e.g. ``aws_default``);
+        overrides one given in the URI. The source needs none: output URLs are public or signed.
+    :param session: a ``requests.Session`` to reuse; a private one is used and closed otherwise.
+    :raises SeedancePersistError: on any failure; the destination is then untouched.
+    :return: the stored file's URI, e.g. ``file:///data/videos/req_1.mp4``.
+    """
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
+        raise SeedancePersistError(f"Invalid max_bytes: {max_bytes!r}. Allowed: a positive integer", reason="invalid")
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise SeedancePersistError(f"Invalid chunk_size: {chunk_size!r}. Allowed: a positive integer", reason="invalid")
+    url = _check_source(source_url)
+    shown_url = redact_url(url)
+    _mask_query(url)
+    target = _as_storage_path(destination, conn_id)
+    fs = target.fs
+    local = (target.protocol or "") in _LOCAL_PROTOCOLS
+    final_path: str = target.path
+    parent, _, name = final_path.rpartition("/")
+    temp_name = f".{name}.{uuid.uuid4().hex[:12]}.part"
+    temp_path = f"{parent}/{temp_name}" if parent else temp_name
+    log.info("Persisting video %s to %s", shown_url, target)
+
+    own_session = session is None
+    http = session or requests.Session()
+    temp_created = False
+    try:
+        try:
+            response = http.get(
+                url,
+                stream=True,
+                timeout=(timeout, timeout),
+                headers={"Accept": "video/*, application/octet-stream;q=0.5", "Accept-Encoding": "identity"},
+            )
+        except requests.RequestException as exc:
+            # `from None`: the original message contains the full (signed) URL.
+            raise SeedancePersistError(
+                f"Could not download {shown_url}: {type(exc).__name__}", reason="transport"
+            ) from None
+        with response:
+            if response.status_code >= 400:
+                raise SeedancePersistError(
+                    f"Downloading {shown_url} failed with HTTP {response.status_code}", reason="http"
+                )
+            _check_content_type(response.headers.get("Content-Type"), allowed_content_types, shown_url)
+            expected = _content_length(response)
+            if expected is not None and expected > max_bytes:
+                raise SeedancePersistError(
+                    f"{shown_url} is {expected} bytes, more than max_bytes={max_bytes}", reason="too_large"
+                )
+            chunks = _bounded_chunks(_iter_body(response, chunk_size, shown_url), max_bytes, expected, shown_url)
+            temp_created = True
+            try:
+                if local:
+                    fs.makedirs(parent or "/", exist_ok=True)
+                size = _write(fs, temp_path, chunks, local=local)
+            except SeedancePersistError:
+                raise
+            except Exception as exc:  # any store's own error type (OSError, botocore, google.api_core...)
+                raise SeedancePersistError(
+                    f"Writing {target} failed: {type(exc).__name__}: {exc}", reason="storage"
+                ) from exc
+        try:
+            fs.mv(temp_path, final_path)
+        except Exception as exc:
+            raise SeedancePersistError(f"Moving the download onto {target} failed: {exc}", reason="storage") from exc
+        temp_created = False
+    finally:
+        if temp_created:
+            _remove_quietly(fs, temp_path, f"{target.protocol or 'file'}://{temp_path}")
+        if own_session:
+            http.close()
+    uri = str(target)
+    log.info("Stored %d bytes at %s", size, uri)
+    return uri
+
+
+def _content_length(response: requests.Response) -> int | None:
+    if response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
+        return None  # the header counts encoded bytes; we count decoded ones
+    raw = response.headers.get("Content-Length")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _iter_body(response: requests.Response, chunk_size: int, shown_url: str) -> Iterator[bytes]:
+    try:
+        yield from response.iter_content(chunk_size=chunk_size)
+    except requests.RequestException as exc:
+        raise SeedancePersistError(
+            f"Download of {shown_url} broke off: {type(exc).__name__}", reason="truncated"
+        ) from None

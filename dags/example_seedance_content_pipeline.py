@@ -1,0 +1,103 @@
+"""Example: a daily content pipeline. Text-to-video from a templated prompt, deferred, saved, announced.
+
+``example_seedance_content_pipeline`` runs every day (no catch-up). Its prompt is built from the
+run's date and params; with no reference media (the default) the generation is **text-to-video**:
+the request carries no ``mediaUrls`` at all. Trigger a run with
+``{"reference_media": ["https://.../look.jpg"]}`` to make it image-to-video. The wait is deferred to
+the triggerer (no worker slot is held while the video renders). ``save_video`` stores the file under
+``<seedance_video_dir>/content_pipeline/<date>.mp4`` and emits an event on the Asset
+``seedance://videos/daily`` with ``{"video_uri": ..., "request_id": ...}`` in its extra.
+
+``example_seedance_video_consumer`` is scheduled on that Asset: each new video triggers it, and it
+finds the file through the event's extra.
+
+Against the real service, set the ``seedance_default`` connection to your key (see
+``example_seedance_image_to_video``); a 5 s 720p text-to-video job costs about 40 credits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
+
+from airflow_provider_seedance.operators.persist import SeedancePersistVideoOperator
+from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+log = logging.getLogger(__name__)
+
+DAILY_VIDEO = Asset("seedance://videos/daily")
+VIDEO_DIR = "{{ var.value.get('seedance_video_dir', '/tmp/seedance-videos') }}"
+
+# The day's theme comes from the run's date; params (or a manual run's config) refine it.
+PROMPT = (
+    "{{ params.theme }} on a {{ logical_date.strftime('%A') }} in {{ logical_date.strftime('%B') }}, "
+    "{{ params.style }}"
+)
+
+with DAG(
+    dag_id="example_seedance_content_pipeline",
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    tags=["example", "seedance"],
+    doc_md=__doc__,
+    params={
+        "theme": Param("A quiet harbour town waking up", type="string", minLength=1),
+        "style": Param("golden-hour light, slow aerial push-in, cinematic", type="string"),
+        "reference_media": Param([], type="array", maxItems=5, description="optional https media URLs"),
+    },
+):
+    generate = SeedanceGenerateOperator(
+        task_id="generate_video",
+        prompt=PROMPT,
+        # Renders to "[]" by default: no media, so text-to-video (the body gets no mediaUrls key).
+        media_urls="{{ params.reference_media | tojson }}",
+        model="seedance-2.0",
+        aspect_ratio="9:16",
+        duration=5,
+        resolution="720p",
+        metadata={"pipeline": "daily-content", "day": "{{ ds }}"},
+        deferrable=True,
+    )
+
+    SeedancePersistVideoOperator(
+        task_id="save_video",
+        source_url=generate.output,
+        destination=VIDEO_DIR + "/content_pipeline/{{ ds }}.mp4",
+        request_id="{{ ti.xcom_pull(task_ids='generate_video', key='request_id') }}",
+        outlets=[DAILY_VIDEO],
+    )
+
+
+with DAG(
+    dag_id="example_seedance_video_consumer",
+    schedule=[DAILY_VIDEO],
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["example", "seedance"],
+    doc_md=__doc__,
+):
+
+    @task
+    def announce_new_videos(**context: Any) -> list[str]:
+        """Find the file(s) behind the Asset events that triggered this run.
+
+        :param context: the task context (``triggering_asset_events``).
+        """
+        found = []
+        for event in context["triggering_asset_events"][DAILY_VIDEO]:
+            uri = (event.extra or {}).get("video_uri")
+            if not uri:
+                continue
+            path = ObjectStoragePath(uri)
+            if not path.exists():
+                raise FileNotFoundError(f"Asset event points at {uri}, which does not exist")
+            log.info("New daily video %s (%d bytes, request %s)", uri, path.size(), event.extra.get("request_id"))
+            found.append(uri)
+        return found
+
+    announce_new_videos()
