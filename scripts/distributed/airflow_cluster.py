@@ -25,7 +25,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5) -> T:
+def wait_for(predicate: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.5) -> T:
     """Poll ``predicate`` until it returns something truthy.
 
     :param predicate: the check.

@@ -21,6 +21,8 @@ __all__ = ["MissingDependencyError", "ensure_os_packages", "free_port", "start_p
 
 #: binary -> Debian package providing it
 PACKAGES = {"postgres": "postgresql", "redis-server": "redis-server"}
+#: Debian package -> Homebrew formula
+BREW = {"postgresql": "postgresql", "redis-server": "redis"}
 
 
 class MissingDependencyError(RuntimeError):
@@ -59,7 +61,8 @@ def ensure_os_packages() -> None:
     if not missing:
         return
     hint = (f"Missing OS packages: {' '.join(missing)}. Install them (Debian/Ubuntu: "
-            f"`apt-get install -y {' '.join(missing)}`; macOS: `brew install postgresql redis`) and run again.")
+            f"`apt-get install -y {' '.join(missing)}`; macOS: `brew install {' '.join(BREW[m] for m in missing)}`) "
+            "and run again.")
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise MissingDependencyError(hint)
     print(f"==> installing {' '.join(missing)} with apt-get", flush=True)

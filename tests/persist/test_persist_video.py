@@ -113,7 +113,8 @@ def test_object_store_without_rename(seedance_emulator, memory_store):
 
     uri = persist_video(url, dest)
 
-    assert uri == "memory://bucket/videos/clip.mp4"
+    # universal-pathlib < 0.3 (Airflow 3.0) writes memory URIs with a third slash.
+    assert uri.replace(":///", "://") == "memory://bucket/videos/clip.mp4"
     assert dest.read_bytes() == sample_video_path().read_bytes()
     # Written under a temp key beside the target, then copied onto it; the temp is gone.
     assert len(memory_store.opened) == 1
@@ -261,7 +262,7 @@ def test_signed_url_tokens_stay_out_of_errors_and_logs(loopback, tmp_path, caplo
     assert "AKIAEXAMPLE12345" not in shown
     assert token not in _shown_in_traceback(info.value)
     # Anything else that logs the URL (urllib3 at DEBUG, a user's print) goes through Airflow's masker.
-    from airflow.sdk.log import redact
+    from airflow.providers.common.compat.sdk import redact
 
     assert token not in str(redact(f"GET {url}"))
 

@@ -8,7 +8,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.sdk.serde import deserialize, serialize
+try:
+    from airflow.sdk.serde import deserialize, serialize
+except ImportError:  # Airflow < 3.1 keeps serde in core
+    from airflow.serialization.serde import deserialize, serialize  # type: ignore[no-redef]
 
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import GenerationRequest
