@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from airflow_provider_seedance.catalogue import ModelSpec
-from airflow_provider_seedance.emulator.faults import FaultSpec
+from airflow_provider_seedance.emulator.faults import ENDPOINTS, FaultSpec
 from airflow_provider_seedance.emulator.jobs import JobBehaviour
 
 if TYPE_CHECKING:
@@ -70,6 +70,9 @@ def add_admin_routes(app: web.Application, server: EmulatorServer) -> None:
         entries = list(server.state.log)
         endpoint = request.query.get("endpoint")
         if endpoint:
+            # A misspelt filter would silently match nothing and let a count assertion pass.
+            if endpoint not in ENDPOINTS or endpoint == "any":
+                raise ValueError(f"endpoint must be one of {list(ENDPOINTS[:-1])}, got {endpoint!r}")
             entries = [e for e in entries if e["endpoint"] == endpoint]
         limit = request.query.get("limit")
         if limit:

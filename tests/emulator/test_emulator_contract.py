@@ -213,6 +213,9 @@ def test_request_log_records_calls_but_never_the_key(api: Api, emu: EmulatorHand
     assert DEFAULT_API_KEY not in str(emu.admin.jobs())
     assert DEFAULT_API_KEY not in repr(emu)
     assert emu.admin.requests(endpoint="cancel") == [log[2]]
+    # A misspelt filter is an error, not an empty list that makes a "zero POSTs" assertion pass.
+    with pytest.raises(ValueError, match="endpoint must be one of"):
+        emu.admin.requests(endpoint="submits")
 
 
 def test_stats_count_calls_jobs_and_distinct_connections(api: Api, emu: EmulatorHandle) -> None:
