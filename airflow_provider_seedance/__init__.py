@@ -25,6 +25,14 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Set false only for a test endpoint with a self-signed certificate.",
         "schema": {"type": ["boolean", "null"], "default": True},
     },
+    "price_table": {
+        "label": "Price table override (JSON)",
+        "description": (
+            "Credits per model, used for estimates and budgets before the live catalogue and the bundled "
+            'table, e.g. {"seedance-2.0": {"perSecond": {"720p": 8, "1080p": 16}, "referenceMediaSurcharge": 24}}.'
+        ),
+        "schema": {"type": ["object", "string", "null"]},
+    },
 }
 
 

@@ -6,7 +6,8 @@ Pure Python: no Airflow, no HTTP client.
 
 Prices are not published in the reference. The bundled table is an *estimate* fitted to the vendor's
 two examples (seedance-2.0, 5 s, 720p: 64 credits image-to-video, 40 text-to-video): a per-second rate
-by model and resolution, plus a flat surcharge when reference media are given.
+by model and resolution, plus a flat surcharge when reference media are given. Which price applies
+(a connection override, the live catalogue, or this table) is decided in one place: :func:`estimate`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,16 @@ __all__ = [
     "DEFAULT_DURATION",
     "DEFAULT_RESOLUTION",
     "RESOLUTIONS",
+    "SOURCE_BUNDLED",
+    "SOURCE_CATALOGUE",
+    "SOURCE_OVERRIDE",
+    "CreditEstimate",
     "ModelSpec",
+    "estimate",
     "estimate_credits",
     "parse_catalogue",
+    "price_from_pricing",
+    "pricing_problem",
 ]
 
 ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1")
@@ -196,6 +204,65 @@ def parse_catalogue(body: Any) -> list[ModelSpec]:
     return [s for s in specs if s is not None]
 
 
+#: Where an estimate came from, in the order they are tried (see :func:`estimate`).
+SOURCE_OVERRIDE = "connection price_table"
+SOURCE_CATALOGUE = "model catalogue"
+SOURCE_BUNDLED = "bundled price table"
+
+
+@dataclass(frozen=True)
+class CreditEstimate:
+    """An expected charge and where its price came from.
+
+    :param credits: expected credits; None when no price is known.
+    :param source: :data:`SOURCE_OVERRIDE`, :data:`SOURCE_CATALOGUE`, :data:`SOURCE_BUNDLED`, or None.
+    """
+
+    credits: int | None
+    source: str | None = None
+
+
+def estimate(
+    model: str,
+    *,
+    duration: int | None,
+    resolution: str | None,
+    with_media: bool,
+    spec: ModelSpec | None = None,
+    override: Mapping[str, Any] | None = None,
+    bundled: bool = True,
+) -> CreditEstimate:
+    """The expected charge, from the first price that knows this request. The one place prices are chosen.
+
+    Precedence: ``override`` (the connection's ``price_table`` entry for the model: prices change and
+    the user knows first) > ``spec`` (the vendor's live catalogue entry) > the bundled table.
+    Understood pricing shape: ``{"perSecond": {"720p": 8, ...}, "referenceMediaSurcharge": 24}``
+    (optional ``"base"``); a pricing this code does not understand, or that lacks the resolution asked
+    for, is skipped for the next one.
+
+    :param model: model id.
+    :param duration: seconds (None: the vendor's example default, 5).
+    :param resolution: resolution (None: the vendor's example default, 720p).
+    :param with_media: True for image-to-video (reference media given).
+    :param spec: the catalogue's entry, when one was fetched.
+    :param override: a pricing object for this model from the connection.
+    :param bundled: fall back to the bundled table (False: only ``override`` and ``spec``).
+    """
+    dur = DEFAULT_DURATION if duration is None else duration
+    res = DEFAULT_RESOLUTION if resolution is None else resolution
+    builtin = BUILTIN_MODELS.get(model) if bundled else None
+    candidates = (
+        (SOURCE_OVERRIDE, override),
+        (SOURCE_CATALOGUE, spec.pricing if spec is not None else None),
+        (SOURCE_BUNDLED, builtin.pricing if builtin is not None else None),
+    )
+    for source, pricing in candidates:
+        price = price_from_pricing(pricing, dur, res, with_media)
+        if price is not None:
+            return CreditEstimate(price, source)
+    return CreditEstimate(None)
+
+
 def estimate_credits(
     model: str,
     *,
@@ -203,39 +270,62 @@ def estimate_credits(
     resolution: str | None,
     with_media: bool,
     spec: ModelSpec | None = None,
+    override: Mapping[str, Any] | None = None,
 ) -> int | None:
-    """Expected charge in credits, or None when neither the spec's pricing nor the bundled table knows.
-
-    Understood pricing shape: ``{"perSecond": {"720p": 8, ...}, "referenceMediaSurcharge": 24}``
-    (optional ``"base"``). Anything else falls back to the bundled table for built-in models.
+    """Expected charge in credits, or None when no price knows the request (see :func:`estimate`).
 
     :param model: model id.
     :param duration: seconds (None: the vendor's example default, 5).
     :param resolution: resolution (None: the vendor's example default, 720p).
     :param with_media: True for image-to-video (reference media given).
     :param spec: the catalogue's entry, when one was fetched.
+    :param override: a pricing object for this model from the connection's ``price_table``.
     """
-    dur = DEFAULT_DURATION if duration is None else duration
-    res = DEFAULT_RESOLUTION if resolution is None else resolution
-    for candidate in (spec, BUILTIN_MODELS.get(model)):
-        price = _price_from(candidate, dur, res, with_media) if candidate is not None else None
-        if price is not None:
-            return price
-    return None
+    return estimate(
+        model, duration=duration, resolution=resolution, with_media=with_media, spec=spec, override=override
+    ).credits
 
 
-def _price_from(spec: ModelSpec, duration: int, resolution: str, with_media: bool) -> int | None:
-    pricing = spec.pricing
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def price_from_pricing(pricing: Any, duration: int, resolution: str, with_media: bool) -> int | None:
+    """Credits for one request under one pricing object; None when it does not price this request.
+
+    :param pricing: ``{"perSecond": {resolution: rate}, "referenceMediaSurcharge": n, "base": n}`` (any shape).
+    :param duration: seconds.
+    :param resolution: resolution.
+    :param with_media: True for image-to-video.
+    """
     if not isinstance(pricing, Mapping):
         return None
     per_second = pricing.get("perSecond")
     if not isinstance(per_second, Mapping):
         return None
     rate = per_second.get(resolution)
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool):
-        return None
     base = pricing.get("base", 0)
     surcharge = pricing.get("referenceMediaSurcharge", 0) if with_media else 0
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (base, surcharge)):
+    if not all(_number(x) for x in (rate, base, surcharge)):
         return None
-    return math.ceil(base + rate * duration + surcharge)
+    total = float(base) + float(rate) * duration + float(surcharge)  # type: ignore[arg-type]  # checked above
+    return math.ceil(total) if math.isfinite(total) else None
+
+
+def pricing_problem(pricing: Any) -> str | None:
+    """Why a pricing object could not price anything, or None when it is usable (checks user overrides).
+
+    :param pricing: the pricing object.
+    """
+    if not isinstance(pricing, Mapping):
+        return "must be a JSON object"
+    per_second = pricing.get("perSecond")
+    if not isinstance(per_second, Mapping) or not per_second:
+        return 'needs "perSecond": {"<resolution>": <credits per second>, ...}'
+    bad = sorted(str(k) for k, v in per_second.items() if not _number(v))
+    if bad:
+        return f'"perSecond" rates must be numbers >= 0 (bad: {", ".join(bad)})'
+    for name in ("base", "referenceMediaSurcharge"):
+        if name in pricing and not _number(pricing[name]):
+            return f'"{name}" must be a number >= 0'
+    return None

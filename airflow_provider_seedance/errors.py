@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from airflow_provider_seedance._redact import redact_text
+
 __all__ = [
     "SeedanceAPIError",
     "SeedanceAmbiguousSubmitError",
@@ -43,7 +45,8 @@ class SeedanceValidationError(SeedanceError, ValueError):
     """A request field breaks a vendor rule. Raised before any request is sent.
 
     :param field: Python (snake_case) name of the offending field.
-    :param value: the rejected value (already safe to show: the API key is never a field).
+    :param value: the rejected value, kept as given; the message shows it with URL credentials masked
+        (the API key is never a field).
     :param allowed: human-readable description of what is allowed.
     :param api_field: the camelCase name of the field in the API body, when it differs.
     """
@@ -94,6 +97,8 @@ class SeedanceAPIError(SeedanceError):
         request_id: str | None = None,
         code: str | None = None,
     ) -> None:
+        # A vendor message may echo a signed URL back: what we show and log carries no credential.
+        message = redact_text(message)
         self.message = message
         self.status_code = status_code
         self.request_id = request_id
@@ -148,7 +153,7 @@ class SeedanceTransportError(SeedanceError):
 
     def __init__(self, message: str, *, sent: bool) -> None:
         self.sent = sent
-        super().__init__(message)
+        super().__init__(redact_text(message))
 
 
 class SeedanceAmbiguousSubmitError(SeedanceError):
@@ -177,8 +182,9 @@ class SeedanceJobFailedError(SeedanceError):
     def __init__(self, request_id: str, status: str, message: str | None) -> None:
         self.request_id = request_id
         self.status = status
-        self.vendor_message = message
-        super().__init__(f"Seedance generation {request_id} ended {status}: {message or 'no error message given'}")
+        self.vendor_message = redact_text(message) if message else message
+        shown = self.vendor_message or "no error message given"
+        super().__init__(f"Seedance generation {request_id} ended {status}: {shown}")
 
 
 class SeedanceJobTimeoutError(SeedanceError):
@@ -186,7 +192,8 @@ class SeedanceJobTimeoutError(SeedanceError):
 
 
 def _short_repr(value: Any, limit: int = 200) -> str:
-    text = repr(value)
+    # Masked before it is cut: a cut could otherwise split "user:password@" and leave half of it visible.
+    text = redact_text(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

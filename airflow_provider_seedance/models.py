@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_seedance.catalogue import BUILTIN_MODELS, ModelSpec, estimate_credits
+from airflow_provider_seedance.catalogue import BUILTIN_MODELS, CreditEstimate, ModelSpec, estimate
 from airflow_provider_seedance.errors import (
     SeedanceResponseError,
     SeedanceUnknownModelError,
@@ -227,15 +227,29 @@ class GenerationRequest:
             allowed = "one of " + ", ".join(choices) if choices else "a string"
             raise _fail(attr, value, f"{allowed} (model {self.model})")
 
-    def estimate_credits(self, spec: ModelSpec | None = None) -> int | None:
-        """Expected charge in credits (see :func:`~airflow_provider_seedance.catalogue.estimate_credits`).
+    def estimate(
+        self, spec: ModelSpec | None = None, *, override: Mapping[str, Any] | None = None, bundled: bool = True
+    ) -> CreditEstimate:
+        """Expected charge and where its price came from (see :func:`~airflow_provider_seedance.catalogue.estimate`).
+
+        :param spec: the catalogue entry when fetched.
+        :param override: the connection's ``price_table`` pricing for this model.
+        :param bundled: fall back to the bundled table.
+        """
+        return estimate(
+            self.model, duration=self.duration, resolution=self.resolution,
+            with_media=not self.is_text_to_video, spec=spec, override=override, bundled=bundled,
+        )
+
+    def estimate_credits(
+        self, spec: ModelSpec | None = None, *, override: Mapping[str, Any] | None = None
+    ) -> int | None:
+        """Expected charge in credits: ``override`` > ``spec`` > the bundled table; None when unknown.
 
         :param spec: the catalogue entry when fetched; else the bundled table.
+        :param override: the connection's ``price_table`` pricing for this model.
         """
-        return estimate_credits(
-            self.model, duration=self.duration, resolution=self.resolution,
-            with_media=not self.is_text_to_video, spec=spec,
-        )
+        return self.estimate(spec, override=override).credits
 
     def to_api_json(self) -> dict[str, Any]:
         """The exact POST body: camelCase keys; unset fields (and media for text-to-video) omitted."""
@@ -428,22 +442,26 @@ class JobResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobResult:
-        """Inverse of :meth:`to_dict`.
+        """Inverse of :meth:`to_dict`; ``ValueError`` when ``data`` has no request id (fields of a wrong type
+        are dropped, so a foreign or damaged payload can never pass for a result).
 
         :param data: a dict from :meth:`to_dict`.
         """
+        rid = data.get("request_id") if isinstance(data, Mapping) else None
+        if not isinstance(rid, str) or not rid:
+            raise ValueError(f"not a JobResult dict (no request_id): {data!r}"[:300])
         return cls(
-            request_id=str(data["request_id"]),
+            request_id=rid,
             status=JobStatus.parse(data.get("status")),
-            raw_status=data.get("raw_status"),
-            output_url=data.get("output_url"),
-            output_type=data.get("output_type"),
-            error=data.get("error"),
-            credits_charged=data.get("credits_charged"),
-            model=data.get("model"),
-            prompt=data.get("prompt"),
-            duration=data.get("duration"),
-            aspect_ratio=data.get("aspect_ratio"),
+            raw_status=_str_or_none(data.get("raw_status")),
+            output_url=_str_or_none(data.get("output_url")),
+            output_type=_str_or_none(data.get("output_type")),
+            error=_str_or_none(data.get("error")),
+            credits_charged=_as_int(data.get("credits_charged")),
+            model=_str_or_none(data.get("model")),
+            prompt=_str_or_none(data.get("prompt")),
+            duration=_as_int(data.get("duration")),
+            aspect_ratio=_str_or_none(data.get("aspect_ratio")),
         )
 
 

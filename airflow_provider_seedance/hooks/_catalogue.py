@@ -7,8 +7,10 @@ model the catalogue does not list is refused with the list of models that are av
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from airflow_provider_seedance.catalogue import BUILTIN_MODELS, ModelSpec
+from airflow_provider_seedance.catalogue import BUILTIN_MODELS, CreditEstimate, ModelSpec
 from airflow_provider_seedance.errors import SeedanceError, SeedanceUnknownModelError
 from airflow_provider_seedance.models import GenerationRequest
 
@@ -81,11 +83,14 @@ def spec_from_catalogue(model: str, catalogue: list[ModelSpec] | SeedanceError) 
     raise SeedanceUnknownModelError(model, available, note="built-in models and the vendor's live catalogue")
 
 
-def estimate_with_catalogue(request: GenerationRequest, catalogue: list[ModelSpec] | None) -> int | None:
-    """Expected credits: the catalogue entry's price when it has one this code understands, else the bundled table.
+def estimate_with_catalogue(
+    request: GenerationRequest, catalogue: list[ModelSpec] | None, override: Mapping[str, Any] | None = None
+) -> CreditEstimate:
+    """Expected credits: the connection's override, else the catalogue entry's price, else the bundled table.
 
     :param request: the generation.
     :param catalogue: the live catalogue, or None when it could not be fetched.
+    :param override: the connection's ``price_table`` pricing for the model, if any.
     """
     spec = next((s for s in catalogue or () if s.model_id == request.model), None)
-    return request.estimate_credits(spec)
+    return request.estimate(spec, override=override)

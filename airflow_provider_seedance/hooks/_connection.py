@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from requests.utils import select_proxy
 
 from airflow_provider_seedance import CONN_FIELDS, get_provider_info
+from airflow_provider_seedance._redact import redact_text
+from airflow_provider_seedance.catalogue import pricing_problem
 from airflow_provider_seedance.errors import SeedanceConnectionError
 from airflow_provider_seedance.models import is_loopback_host
 
@@ -47,16 +49,20 @@ class ConnectionSettings:
     :param base_url: scheme://host[:port][/prefix], no trailing slash.
     :param api_key: the bearer token.
     :param timeout: seconds allowed for one HTTP request.
-    :param proxies: requests-style proxy mapping (``{"https": "http://proxy:3128"}``).
+    :param proxies: requests-style proxy mapping (``{"https": "http://proxy:3128"}``); left out of ``repr``
+        (a proxy URL may carry a password).
     :param verify_ssl: verify TLS certificates.
+    :param price_table: the ``price_table`` extra: model id -> pricing object (same shape as the catalogue's
+        ``pricing``), which wins over the live catalogue and the bundled table in estimates.
     """
 
     conn_id: str
     base_url: str
     api_key: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
-    proxies: tuple[tuple[str, str], ...] = ()
+    proxies: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     verify_ssl: bool = True
+    price_table: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, hash=False)
 
     @property
     def proxy_mapping(self) -> dict[str, str]:
@@ -74,7 +80,8 @@ class ConnectionSettings:
 
 
 def _fail(conn_id: str, what: str) -> SeedanceConnectionError:
-    return SeedanceConnectionError(f"Seedance connection {conn_id!r}: {what}")
+    # Messages quote the rejected value, which may be a proxy URL with a password in it.
+    return SeedanceConnectionError(redact_text(f"Seedance connection {conn_id!r}: {what}"))
 
 
 def resolve_base_url(host: str | None, port: int | None = None, *, conn_id: str = "seedance_default") -> str:
@@ -142,6 +149,27 @@ def _proxies(conn_id: str, value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in value.items() if v))
 
 
+def _price_table(conn_id: str, value: Any) -> dict[str, dict[str, Any]]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    example = '{"seedance-2.0": {"perSecond": {"720p": 8}, "referenceMediaSurcharge": 24}}'
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _fail(conn_id, f"extra 'price_table' must be a JSON object, e.g. {example}") from None
+    if not isinstance(value, Mapping):
+        raise _fail(conn_id, f"extra 'price_table' must map model ids to pricing objects, e.g. {example}")
+    table: dict[str, dict[str, Any]] = {}
+    for model, pricing in value.items():
+        problem = pricing_problem(pricing)
+        if not isinstance(model, str) or not model.strip() or problem is not None:
+            # Refused, not skipped: a typo must not silently fall back to a lower price.
+            raise _fail(conn_id, f"extra 'price_table' entry {model!r} {problem or 'needs a model id'}, e.g. {example}")
+        table[model.strip()] = json.loads(json.dumps(pricing))
+    return table
+
+
 def _verify(conn_id: str, value: Any) -> bool:
     if value is None or (isinstance(value, str) and not value.strip()):
         return True
@@ -177,6 +205,7 @@ def settings_from_connection(conn: Any, conn_id: str, *, timeout: float | None =
         timeout=_timeout(conn_id, timeout if timeout is not None else extra.get("timeout")),
         proxies=_proxies(conn_id, extra.get("proxies")),
         verify_ssl=_verify(conn_id, extra.get("verify_ssl")),
+        price_table=_price_table(conn_id, extra.get("price_table")),
     )
 
 

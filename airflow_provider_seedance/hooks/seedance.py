@@ -26,7 +26,8 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from requests.auth import AuthBase
 from requests.utils import get_environ_proxies, select_proxy
 
-from airflow_provider_seedance.catalogue import ModelSpec, parse_catalogue
+from airflow_provider_seedance._redact import url_secrets
+from airflow_provider_seedance.catalogue import CreditEstimate, ModelSpec, parse_catalogue
 from airflow_provider_seedance.errors import (
     SeedanceAmbiguousSubmitError,
     SeedanceAuthError,
@@ -102,7 +103,8 @@ class SeedanceHook(BaseHook):
     sends the POST again.
 
     :param seedance_conn_id: the ``seedance`` connection: host = base URL (empty: the vendor's), password = API
-        key, extras ``timeout`` (s), ``proxies`` (dict or JSON), ``verify_ssl`` (bool).
+        key, extras ``timeout`` (s), ``proxies`` (dict or JSON), ``verify_ssl`` (bool), ``price_table`` (JSON:
+        model id -> pricing, see :meth:`estimate`).
     :param timeout: seconds per HTTP request; overrides the connection's ``timeout`` extra (default 30).
     :param max_retries: retries after the first attempt; overrides ``retry_policy.max_attempts``.
     :param retry_policy: backoff, jitter and total-time bound (:class:`RetryPolicy`).
@@ -166,6 +168,9 @@ class SeedanceHook(BaseHook):
     def _load(self, conn: Any) -> ConnectionSettings:
         settings = settings_from_connection(conn, self.seedance_conn_id, timeout=self.timeout)
         mask_secret(settings.api_key)
+        # A proxy URL may carry a password; a client library's error message may quote it.
+        for secret in url_secrets(settings.proxy_mapping.values()):
+            mask_secret(secret)
         return settings
 
     def _get_settings(self) -> ConnectionSettings:
@@ -445,22 +450,50 @@ class SeedanceHook(BaseHook):
             request.validate(spec)
         return spec
 
+    def estimate(self, request: GenerationRequest) -> CreditEstimate:
+        """Expected charge, and where its price came from.
+
+        Precedence: the connection's ``price_table`` extra for the model (no request is made when it prices the
+        request) > the live catalogue's pricing > the bundled (estimated) price table. See
+        :func:`~airflow_provider_seedance.catalogue.estimate`, the one place this is decided.
+
+        :param request: the generation.
+        """
+        override = self._get_settings().price_table.get(request.model)
+        if override is not None:
+            first = request.estimate(override=override, bundled=False)
+            if first.credits is not None:
+                return first
+        catalogue = self._catalogue_or_error()
+        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue, override)
+
+    async def aestimate(self, request: GenerationRequest) -> CreditEstimate:
+        """Async :meth:`estimate`.
+
+        :param request: the generation.
+        """
+        override = (await self._aget_settings()).price_table.get(request.model)
+        if override is not None:
+            first = request.estimate(override=override, bundled=False)
+            if first.credits is not None:
+                return first
+        catalogue = await self._acatalogue_or_error()
+        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue, override)
+
     def estimate_credits(self, request: GenerationRequest) -> int | None:
-        """Expected charge in credits: the live catalogue's pricing, else the bundled (estimated) price table.
+        """Expected charge in credits (see :meth:`estimate` for where the price comes from).
 
         :param request: the generation.
         :return: credits, or None when no price is known for the model.
         """
-        catalogue = self._catalogue_or_error()
-        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue)
+        return self.estimate(request).credits
 
     async def aestimate_credits(self, request: GenerationRequest) -> int | None:
         """Async :meth:`estimate_credits`.
 
         :param request: the generation.
         """
-        catalogue = await self._acatalogue_or_error()
-        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue)
+        return (await self.aestimate(request)).credits
 
     # -- connection test -----------------------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ class JobRecord:
     :param deadline: absolute deadline in epoch seconds (None = wait indefinitely).
     :param credits_charged: what the submit response said it cost.
     :param delivered: its result was handed to Airflow (the task succeeded with it).
+    :param earlier_credits: credits charged for this task instance's earlier jobs in the run (replaced
+        after they failed, or before a clear), so the run's spend keeps counting them.
     """
 
     request_id: str
@@ -55,6 +57,12 @@ class JobRecord:
     deadline: float | None = None
     credits_charged: int | None = None
     delivered: bool = False
+    earlier_credits: int = 0
+
+    @property
+    def credits_total(self) -> int:
+        """This job's charge plus the earlier ones."""
+        return (self.credits_charged or 0) + self.earlier_credits
 
     def to_json(self) -> dict[str, Any]:
         """JSON-simple form stored in the state store / Variable."""
@@ -64,6 +72,7 @@ class JobRecord:
             "deadline": self.deadline,
             "credits_charged": self.credits_charged,
             "delivered": self.delivered,
+            "earlier_credits": self.earlier_credits,
         }
 
     @classmethod
@@ -79,12 +88,14 @@ class JobRecord:
             return None
         started_at = _number(data.get("started_at"))
         credits = data.get("credits_charged")
+        earlier = data.get("earlier_credits")
         return cls(
             request_id=request_id,
             started_at=started_at if started_at is not None else 0.0,
             deadline=_number(data.get("deadline")),
             credits_charged=credits if isinstance(credits, int) and not isinstance(credits, bool) else None,
             delivered=data.get("delivered") is True,
+            earlier_credits=earlier if isinstance(earlier, int) and not isinstance(earlier, bool) else 0,
         )
 
 

@@ -5,11 +5,17 @@ Road of one generation (see also ``ARCHITECTURE.md``):
 1. ``execute()`` renders the templates, builds the :class:`~airflow_provider_seedance.models.GenerationRequest`
    with the Airflow lineage in its metadata, and validates it through the hook (unknown models are
    looked up in the vendor's catalogue). A bad field fails here, before any request that costs money.
-2. The credit estimate is logged and pushed (XCom ``credits_estimated``); ``max_credits`` refuses a
-   request whose estimate is higher (or unknown), still before any request.
+2. The credit estimate is logged with where its price came from and pushed (XCom ``credits_estimated``);
+   ``max_credits`` refuses a request whose estimate is higher (or unknown), and ``run_budget_credits``
+   reserves the estimate against the DAG run's budget (:mod:`airflow_provider_seedance.budget`), both
+   before any POST. (The estimate may read the vendor's free model catalogue first, unless the
+   connection's ``price_table`` prices the model.)
 3. An earlier try's job (see :mod:`._job_state`) is resumed when it is still running, reused when it
    succeeded, and replaced when it failed or was cancelled. Otherwise the request is submitted once;
-   the request id is recorded (state store, XCom ``request_id``/``credits_charged``) *before* waiting.
+   the request id is recorded (state store, XCom ``request_id``/``credits_charged``/``seedance_spend``)
+   *before* waiting. A submit that failed after it may have reached the API is not retried by Airflow
+   (:class:`SeedanceAmbiguousSubmitNoRetryError`) unless ``retry_ambiguous_submit=True``: with no
+   idempotency key, a second POST could create and charge a second job.
 4. One status check, then the wait: deferred to :class:`~airflow_provider_seedance.triggers.seedance.SeedanceJobTrigger`
    or polled in the worker, up to the job's absolute deadline (cancelled when it passes).
 5. Success pushes XCom ``output_url`` and returns the URL; failure, cancellation, timeout or success
@@ -31,9 +37,12 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf, mask_secret
 
+from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
+from airflow_provider_seedance.budget import RunBudget, SeedanceBudgetExceededError
 from airflow_provider_seedance.errors import (
+    SeedanceAmbiguousSubmitError,
     SeedanceConflictError,
     SeedanceError,
     SeedanceJobFailedError,
@@ -55,7 +64,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
-__all__ = ["SeedanceBudgetExceededError", "SeedanceGenerateOperator"]
+__all__ = ["SeedanceAmbiguousSubmitNoRetryError", "SeedanceBudgetExceededError", "SeedanceGenerateOperator"]
 
 XCOM_REQUEST_ID = "request_id"
 XCOM_CREDITS_CHARGED = "credits_charged"
@@ -64,10 +73,11 @@ XCOM_CREDITS_ESTIMATED = "credits_estimated"
 DEFAULT_TIMEOUT = timedelta(hours=1)
 
 
-class SeedanceBudgetExceededError(SeedanceError, AirflowFailException):
-    """The request would cost more than ``max_credits`` (or its cost is unknown). Nothing was sent.
+class SeedanceAmbiguousSubmitNoRetryError(SeedanceAmbiguousSubmitError, AirflowFailException):
+    """The submit may have created (and charged) a job whose id never arrived; Airflow must not retry it.
 
-    Also an ``AirflowFailException``: retrying the same request would be refused the same way.
+    The API has no idempotency key: a retry would POST again and could pay for a second job. Set
+    ``retry_ambiguous_submit=True`` on the operator to let Airflow's retries submit again anyway.
     """
 
 
@@ -104,7 +114,18 @@ class SeedanceGenerateOperator(BaseOperator):
     :param max_credits: refuse to submit when the estimated price is higher, or unknown. Templated.
     :param resumable: remember the request id so a retry resumes or reuses the job instead of paying
         again (task state store on Airflow >= 3.3, an Airflow Variable before). False: every try submits.
+    :param run_budget_credits: the DAG run's budget in credits, shared by every Seedance generation of the
+        run (mapped ones included): this task reserves its estimate before submitting and is refused
+        (:class:`SeedanceBudgetExceededError`, nothing sent) when the run's charges and reservations plus
+        its estimate would exceed it. Give all generating tasks the same value. Guarantees and limits:
+        :mod:`airflow_provider_seedance.budget`. Templated.
+    :param retry_ambiguous_submit: opt in to Airflow retries after a submit that may have created a job
+        (connection reset, timeout, 5xx or unreadable answer after the POST was sent). Default False:
+        such a failure fails the task without retry, because a retry could pay for a second job.
     """
+
+    #: Marks tasks whose spend :mod:`airflow_provider_seedance.budget` counts (subclasses included).
+    records_seedance_spend = True
 
     template_fields: Sequence[str] = (
         "prompt",
@@ -116,6 +137,7 @@ class SeedanceGenerateOperator(BaseOperator):
         "webhook_url",
         "metadata",
         "max_credits",
+        "run_budget_credits",
     )
     template_fields_renderers = {"media_urls": "json", "metadata": "json"}
     operator_extra_links = (SeedanceVideoLink(),)
@@ -140,6 +162,8 @@ class SeedanceGenerateOperator(BaseOperator):
         timeout: float | timedelta | None = DEFAULT_TIMEOUT,
         max_credits: int | str | None = None,
         resumable: bool = True,
+        run_budget_credits: int | str | None = None,
+        retry_ambiguous_submit: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -161,6 +185,10 @@ class SeedanceGenerateOperator(BaseOperator):
         self.timeout = _seconds("timeout", timeout, allow_none=True)
         self.max_credits = max_credits
         self.resumable = resumable
+        self.run_budget_credits = run_budget_credits
+        self.retry_ambiguous_submit = retry_ambiguous_submit
+        self._budget: RunBudget | None = None
+        self._estimate: int | None = None
         # The job this process is waiting for, so on_kill can cancel it; set only while waiting.
         self._in_flight: JobRecord | None = None
         self._stop: threading.Event | None = None
@@ -201,15 +229,35 @@ class SeedanceGenerateOperator(BaseOperator):
             self.log.info("no media URLs: text-to-video (media_urls rendered empty)")
         return request
 
-    def _max_credits(self) -> int | None:
-        value = self.max_credits
+    @staticmethod
+    def _credits_setting(name: str, value: Any) -> int | None:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             return int(value.strip())
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-        raise SeedanceValidationError("max_credits", value, "a whole number of credits >= 0, or None")
+        raise SeedanceValidationError(name, value, "a whole number of credits >= 0, or None")
+
+    def _max_credits(self) -> int | None:
+        return self._credits_setting("max_credits", self.max_credits)
+
+    def _run_budget_credits(self) -> int | None:
+        return self._credits_setting("run_budget_credits", self.run_budget_credits)
+
+    def _do_render_template_fields(self, *args: Any, **kwargs: Any) -> None:
+        # Runs for plain and mapped tasks alike, before Airflow stores the rendered fields: masking here
+        # keeps URL credentials out of the "Rendered Template" view as well as out of the logs.
+        super()._do_render_template_fields(*args, **kwargs)
+        self._mask_url_credentials(self.media_urls, self.webhook_url)
+
+    @staticmethod
+    def _mask_url_credentials(*values: Any) -> None:
+        urls: list[Any] = []
+        for value in values:
+            urls.extend(value if isinstance(value, (list, tuple)) else [value])
+        for secret in url_secrets(urls):
+            mask_secret(secret)
 
     def _check_budget(self, request: GenerationRequest, estimate: int | None) -> None:
         limit = self._max_credits()
@@ -235,22 +283,37 @@ class SeedanceGenerateOperator(BaseOperator):
         :param context: the task's context.
         """
         self._stop = threading.Event()
-        self._max_credits()  # a bad value fails here, with the other input checks
+        self._max_credits()  # bad values fail here, with the other input checks
+        run_limit = self._run_budget_credits()
         request = self.build_request(context)
+        self._mask_url_credentials(request.media_urls, request.webhook_url)
         self.hook.validate_request(request)
-        estimate = self.hook.estimate_credits(request)
-        self.log.info("Estimated cost: %s credits", estimate if estimate is not None else "unknown")
-        self._push(context, XCOM_CREDITS_ESTIMATED, estimate)
+        estimate = self.hook.estimate(request)
+        self._estimate = estimate.credits
+        if estimate.credits is None:
+            self.log.info("Estimated cost: unknown (no price for model %s)", request.model)
+        else:
+            self.log.info("Estimated cost: %s credits (%s)", estimate.credits, estimate.source)
+        self._push(context, XCOM_CREDITS_ESTIMATED, estimate.credits)
 
         store = self._job_store(context)
         previous = store.load()
+        self._budget = RunBudget(context, run_limit, log=self.log)
         if previous is not None and not previous.delivered:
             resumed = self._resume(context, store, previous)
             if resumed is not None:
                 return resumed[0]
 
-        self._check_budget(request, estimate)
-        return self._submit(context, store, request)
+        self._check_budget(request, estimate.credits)
+        # A job this task instance already paid for in this run keeps counting (a clear, or a failed job).
+        earlier = previous.credits_total if previous is not None else 0
+        self._budget.reserve(estimate.credits, earlier_credits=earlier, describe=self._describe(request))
+        return self._submit(context, store, request, earlier)
+
+    @staticmethod
+    def _describe(request: GenerationRequest) -> str:
+        return (f"model {request.model}, duration {request.duration}, resolution {request.resolution}, "
+                f"{'text' if request.is_text_to_video else 'image'}-to-video")
 
     def _job_store(self, context: Context) -> JobStateStore:
         return job_store_for(context, resumable=self.resumable)
@@ -266,7 +329,8 @@ class SeedanceGenerateOperator(BaseOperator):
         self.log.info("Found Seedance generation %s from an earlier try (%s store): status %s",
                       record.request_id, store.kind, current.raw_status)
         if current.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            self.log.warning("It ended %s (%s); submitting a new generation", current.raw_status, current.error)
+            self.log.warning("It ended %s (%s); submitting a new generation", current.raw_status,
+                             redact_text(current.error or "no error message"))
             return None
         self._record_submitted(context, record)
         if current.status is JobStatus.SUCCEEDED:
@@ -279,14 +343,26 @@ class SeedanceGenerateOperator(BaseOperator):
         self.log.info("It is still running: resuming the wait (deadline kept from the first submit)")
         return (self._wait(context, store, record),)
 
-    def _submit(self, context: Context, store: JobStateStore, request: GenerationRequest) -> Any:
+    def _submit(self, context: Context, store: JobStateStore, request: GenerationRequest, earlier: int) -> Any:
         submitted_at = time.time()
-        result = self.hook.submit(request)
+        try:
+            result = self.hook.submit(request)
+        except SeedanceAmbiguousSubmitError as exc:
+            # The reservation stays: the job may exist and be charged.
+            if self.retry_ambiguous_submit:
+                self.log.warning("retry_ambiguous_submit=True: a retry of this task may pay for a second job")
+                raise
+            raise SeedanceAmbiguousSubmitNoRetryError(exc.cause) from exc
+        except SeedanceError:
+            if self._budget is not None:
+                self._budget.release()  # refused by the API: no job, nothing charged
+            raise
         record = JobRecord(
             request_id=result.request_id,
             started_at=submitted_at,
             deadline=submitted_at + self.timeout if self.timeout is not None else None,
             credits_charged=result.credits_charged,
+            earlier_credits=earlier,
         )
         self._in_flight = record  # on_kill cancels it from now on
         # Recorded before anything else can fail: a retry must find this job, not pay for another.
@@ -318,10 +394,17 @@ class SeedanceGenerateOperator(BaseOperator):
         self._in_flight = record
         self._push(context, XCOM_REQUEST_ID, record.request_id)
         self._push(context, XCOM_CREDITS_CHARGED, record.credits_charged)
+        if self._budget is not None:
+            self._budget.charge(record.request_id, record.credits_charged, self._estimate,
+                                earlier_credits=record.earlier_credits)
         limit = self._max_credits()
         if record.credits_charged is not None and limit is not None and record.credits_charged > limit:
             self.log.warning("Seedance charged %s credits, more than max_credits=%s (the estimate was lower)",
                              record.credits_charged, limit)
+        charged, estimate = record.credits_charged, self._estimate
+        if charged is not None and estimate is not None and charged > estimate:
+            self.log.warning("Seedance charged %s credits, more than the %s estimated: budgets may be overshot "
+                             "by the difference (set the connection's price_table)", charged, estimate)
 
     # -- waiting -----------------------------------------------------------------------------------
 
@@ -385,9 +468,10 @@ class SeedanceGenerateOperator(BaseOperator):
             raise SeedanceJobFailedError(
                 record.request_id, "succeeded", "the API reported success but returned no output URL"
             )
+        self._mask_url_credentials(result.output_url)  # a signed output URL is a credential too
         self._push(context, OUTPUT_URL_XCOM_KEY, result.output_url)
         self.seedance_output_url = result.output_url
-        self.log.info("Seedance generation %s succeeded: %s", record.request_id, result.output_url)
+        self.log.info("Seedance generation %s succeeded: %s", record.request_id, redact_url(result.output_url))
         value = self.on_success(context, result)
         # Last step: once delivered, clearing this task generates a new video instead of reusing this one.
         store.mark_delivered(record)

@@ -22,8 +22,10 @@ from airflow.providers.common.compat.sdk import (
     BaseSensorOperator,
     PokeReturnValue,
     conf,
+    mask_secret,
 )
 
+from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
 from airflow_provider_seedance.errors import SeedanceError, is_retryable
 from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
 from airflow_provider_seedance.models import JobResult, JobStatus
@@ -105,15 +107,17 @@ class SeedanceJobSensor(BaseSensorOperator):
 
     def _finish(self, context: Context, result: JobResult) -> str:
         if result.status is JobStatus.SUCCEEDED and result.output_url:
+            for secret in url_secrets(result.output_url):  # a signed output URL is a credential too
+                mask_secret(secret)
             context["ti"].xcom_push(key=OUTPUT_URL_XCOM_KEY, value=result.output_url)
             self.seedance_output_url = result.output_url
-            self.log.info("Seedance generation %s succeeded: %s", result.request_id, result.output_url)
+            self.log.info("Seedance generation %s succeeded: %s", result.request_id, redact_url(result.output_url))
             return result.output_url
         status = result.raw_status or result.status.value
         reason = result.error or ("no output URL was returned" if result.status is JobStatus.SUCCEEDED else None)
         # The job will not change its mind: no retry (AirflowFailException), skipped under soft_fail.
         raise AirflowFailException(
-            f"Seedance generation {result.request_id} ended {status}: {reason or 'no error message given'}"
+            f"Seedance generation {result.request_id} ended {status}: {redact_text(reason or 'no error message given')}"
         )
 
     def execute(self, context: Context) -> Any:

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowNotFoundException
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, mask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
 from airflow_provider_seedance.errors import (
     SeedanceConflictError,
     SeedanceError,
@@ -124,8 +125,8 @@ def _describe(result: JobResult) -> str:
     status = result.raw_status or result.status.value
     text = f"Seedance generation {result.request_id} ended {status}"
     if result.status is JobStatus.SUCCEEDED:
-        return text + (f": {result.output_url}" if result.output_url else " without an output URL")
-    return text + (f": {result.error}" if result.error else "")
+        return text + (f": {redact_url(result.output_url)}" if result.output_url else " without an output URL")
+    return text + (f": {redact_text(result.error)}" if result.error else "")
 
 
 class SeedanceJobTrigger(BaseTrigger):
@@ -190,7 +191,12 @@ class SeedanceJobTrigger(BaseTrigger):
         return SeedanceHook(seedance_conn_id=self.seedance_conn_id, max_retries=0 if polling else None)
 
     def _event(self, kind: str, result: JobResult | None, message: str) -> TriggerEvent:
-        return TriggerEvent(JobEvent(kind, self.request_id, result, message).to_payload())
+        if result is not None and result.output_url:
+            # The triggerer logs the whole payload ("Trigger fired event"): a signed output URL is a
+            # credential, so its secret parts are masked there (the payload keeps the real URL).
+            for secret in url_secrets(result.output_url):
+                mask_secret(secret)
+        return TriggerEvent(JobEvent(kind, self.request_id, result, redact_text(message)).to_payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job is terminal or the deadline passes; yield exactly one event."""

@@ -91,8 +91,10 @@ def test_text_to_video_in_the_worker(emu: EmulatorHandle, context: dict[str, Any
         "task_id": "generate", "map_index": -1, "try_number": 1,
     }
     keys = [k for k, _ in context["ti"].pushed]
-    # Estimate before submit; request id and charge right after submit, before the URL.
-    assert keys == ["credits_estimated", "request_id", "credits_charged", "output_url"]
+    # Estimate and spend reservation before submit; request id and charge right after submit, before the URL.
+    assert keys == ["credits_estimated", "seedance_spend", "request_id", "credits_charged", "seedance_spend",
+                    "output_url"]
+    assert context["ti"].xcom("seedance_spend")["state"] == "charged"
     assert context["ti"].xcom("credits_estimated") == context["ti"].xcom("credits_charged") == 40
     record = _stored(context)
     assert record is not None

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 try:
     from airflow.sdk.serde import deserialize, serialize
 except ImportError:  # Airflow < 3.1 keeps serde in core
