@@ -45,13 +45,17 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_TIMEOUT",
+    "VIDEO_URI_XCOM_KEY",
     "SeedancePersistError",
+    "annotate_video_outlets",
     "persist_video",
     "redact_url",
 ]
 
 log = logging.getLogger(__name__)
 
+#: XCom key of a saved video's URI (persist operator, and the generate operator's ``persist_to``).
+VIDEO_URI_XCOM_KEY = "video_uri"
 #: 2 GiB: far above a 15 s 1080p clip, low enough to stop a runaway body filling a disk.
 DEFAULT_MAX_BYTES = 2 * 1024**3
 #: Video containers the vendor serves, plus the generic binary types many object stores default to.
@@ -334,3 +338,26 @@ def _iter_body(response: requests.Response, chunk_size: int, shown_url: str) -> 
         raise SeedancePersistError(
             f"Download of {shown_url} broke off: {type(exc).__name__}", reason="truncated"
         ) from None
+
+
+def annotate_video_outlets(context: Any, outlets: Iterable[Any] | None, uri: str, request_id: str | None) -> None:
+    """Put the stored video's URI (and request id) in the event extra of every Asset outlet.
+
+    A DAG scheduled on the Asset then knows which file is new without listing the store.
+
+    :param context: the task context (its ``outlet_events`` accessor is used when present).
+    :param outlets: the task's outlets.
+    :param uri: the stored file's URI.
+    :param request_id: the generation's request id, when known.
+    """
+    outlet_events = context.get("outlet_events")
+    if outlet_events is None or not outlets:
+        return
+    from airflow.providers.common.compat.sdk import Asset
+
+    extra: dict[str, Any] = {"video_uri": uri}
+    if request_id:
+        extra["request_id"] = str(request_id)
+    for outlet in outlets:
+        if isinstance(outlet, Asset):
+            outlet_events[outlet].extra.update(extra)

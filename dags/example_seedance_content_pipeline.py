@@ -4,7 +4,8 @@
 run's date and params; with no reference media (the default) the generation is **text-to-video**:
 the request carries no ``mediaUrls`` at all. Trigger a run with
 ``{"reference_media": ["https://.../look.jpg"]}`` to make it image-to-video. The wait is deferred to
-the triggerer (no worker slot is held while the video renders). ``save_video`` stores the file under
+the triggerer (no worker slot is held while the video renders). The same task then saves the file
+(``persist_to``, because the vendor's URL expires) under
 ``<seedance_video_dir>/content_pipeline/<date>.mp4`` and emits an event on the Asset
 ``seedance://videos/daily`` with ``{"video_uri": ..., "request_id": ...}`` in its extra.
 
@@ -23,7 +24,6 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
 
-from airflow_provider_seedance.operators.persist import SeedancePersistVideoOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ with DAG(
         "reference_media": Param([], type="array", maxItems=5, description="optional https media URLs"),
     },
 ):
-    generate = SeedanceGenerateOperator(
+    SeedanceGenerateOperator(
         task_id="generate_video",
         prompt=PROMPT,
         # Renders to "[]" by default: no media, so text-to-video (the body gets no mediaUrls key).
@@ -62,13 +62,9 @@ with DAG(
         resolution="720p",
         metadata={"pipeline": "daily-content", "day": "{{ ds }}"},
         deferrable=True,
-    )
-
-    SeedancePersistVideoOperator(
-        task_id="save_video",
-        source_url=generate.output,
-        destination=VIDEO_DIR + "/content_pipeline/{{ ds }}.mp4",
-        request_id="{{ ti.xcom_pull(task_ids='generate_video', key='request_id') }}",
+        # Saved in the worker once the trigger fires; the stored URI goes to XCom "video_uri" and
+        # to the Asset event's extra.
+        persist_to=VIDEO_DIR + "/content_pipeline/{{ ds }}.mp4",
         outlets=[DAILY_VIDEO],
     )
 

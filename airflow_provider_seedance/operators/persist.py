@@ -1,6 +1,6 @@
 """SeedancePersistVideoOperator: save a finished video to object storage (sensor / fire-and-forget path).
 
-When ``SeedanceGenerateOperator`` waits for the job itself, its own persistence option does the same
+When ``SeedanceGenerateOperator`` waits for the job itself, its ``persist_to`` option does the same
 work. Use this operator after a :class:`SeedanceJobSensor`, or after any task whose XCom holds an
 output URL.
 """
@@ -17,13 +17,13 @@ from airflow_provider_seedance.persist import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
+    VIDEO_URI_XCOM_KEY,
+    annotate_video_outlets,
     persist_video,
 )
 
 __all__ = ["VIDEO_URI_XCOM_KEY", "SeedancePersistVideoOperator"]
 
-#: XCom key of the stored file's URI (also the operator's return value).
-VIDEO_URI_XCOM_KEY = "video_uri"
 
 
 class SeedancePersistVideoOperator(BaseOperator):
@@ -87,18 +87,5 @@ class SeedancePersistVideoOperator(BaseOperator):
             conn_id=self.storage_conn_id or None,
         )
         context["ti"].xcom_push(key=VIDEO_URI_XCOM_KEY, value=uri)
-        self._annotate_outlets(context, uri)
+        annotate_video_outlets(context, self.outlets, uri, self.request_id)
         return uri
-
-    def _annotate_outlets(self, context: Any, uri: str) -> None:
-        outlet_events = context.get("outlet_events")
-        if outlet_events is None:
-            return
-        from airflow.providers.common.compat.sdk import Asset
-
-        extra: dict[str, Any] = {"video_uri": uri}
-        if self.request_id:
-            extra["request_id"] = str(self.request_id)
-        for outlet in self.outlets or ():
-            if isinstance(outlet, Asset):
-                outlet_events[outlet].extra.update(extra)

@@ -122,6 +122,15 @@ class SeedanceGenerateOperator(BaseOperator):
     :param retry_ambiguous_submit: opt in to Airflow retries after a submit that may have created a job
         (connection reset, timeout, 5xx or unreadable answer after the POST was sent). Default False:
         such a failure fails the task without retry, because a retry could pay for a second job.
+    :param persist_to: also save the finished video here, because the vendor's URL expires: a file URI
+        or local path in any Airflow object storage (``s3://aws_default@bucket/{{ ds }}/{{ run_id }}.mp4``,
+        ``file:///data/videos/x.mp4``). Streamed, size- and type-checked, written atomically
+        (:func:`~airflow_provider_seedance.persist.persist_video`); the stored URI goes to XCom
+        ``video_uri`` and to the extra of each Asset outlet's event. The return value stays the output
+        URL. A failed save fails the task before the job is marked delivered, so a retry saves the same
+        video again without paying for a new one. Templated.
+    :param persist_conn_id: Airflow connection of the destination store, if not in the URI. Templated.
+    :param persist_max_bytes: refuse to save a video larger than this (None: 2 GiB, the helper's default).
     """
 
     #: Marks tasks whose spend :mod:`airflow_provider_seedance.budget` counts (subclasses included).
@@ -138,6 +147,8 @@ class SeedanceGenerateOperator(BaseOperator):
         "metadata",
         "max_credits",
         "run_budget_credits",
+        "persist_to",
+        "persist_conn_id",
     )
     template_fields_renderers = {"media_urls": "json", "metadata": "json"}
     operator_extra_links = (SeedanceVideoLink(),)
@@ -164,6 +175,9 @@ class SeedanceGenerateOperator(BaseOperator):
         resumable: bool = True,
         run_budget_credits: int | str | None = None,
         retry_ambiguous_submit: bool = False,
+        persist_to: str | None = None,
+        persist_conn_id: str | None = None,
+        persist_max_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -187,6 +201,9 @@ class SeedanceGenerateOperator(BaseOperator):
         self.resumable = resumable
         self.run_budget_credits = run_budget_credits
         self.retry_ambiguous_submit = retry_ambiguous_submit
+        self.persist_to = persist_to
+        self.persist_conn_id = persist_conn_id
+        self.persist_max_bytes = persist_max_bytes
         self._budget: RunBudget | None = None
         self._estimate: int | None = None
         # The job this process is waiting for, so on_kill can cancel it; set only while waiting.
@@ -483,6 +500,17 @@ class SeedanceGenerateOperator(BaseOperator):
         :param context: the task's context.
         :param result: the succeeded job (``output_url`` is set).
         """
+        if self.persist_to:
+            # Imported here: requests and object storage are not needed to parse a DAG file.
+            from airflow_provider_seedance.persist import VIDEO_URI_XCOM_KEY, annotate_video_outlets, persist_video
+
+            limit = {"max_bytes": self.persist_max_bytes} if self.persist_max_bytes is not None else {}
+            uri = persist_video(
+                result.output_url or "", self.persist_to, conn_id=self.persist_conn_id or None, **limit
+            )
+            self.log.info("Saved the video of %s to %s", result.request_id, uri)
+            self._push(context, VIDEO_URI_XCOM_KEY, uri)
+            annotate_video_outlets(context, self.outlets, uri, result.request_id)
         return result.output_url
 
     def _deliver_request_id(self, store: JobStateStore, record: JobRecord) -> str:

@@ -94,7 +94,9 @@ def test_content_pipeline_is_daily_text_to_video_with_an_asset_outlet(dagbag):
     generate = dag.task_dict["generate_video"]
     assert generate.deferrable is True
     assert dag.params["reference_media"] == []  # default: no media, so text-to-video
-    assert Asset("seedance://videos/daily") in dag.task_dict["save_video"].outlets
+    assert Asset("seedance://videos/daily") in generate.outlets
+    assert generate.persist_to.endswith("/content_pipeline/{{ ds }}.mp4")  # saved by the same task
+    assert set(dag.task_dict) == {"generate_video"}
 
     consumer = dagbag.dags["example_seedance_video_consumer"]
     assert "seedance://videos/daily" in str(consumer.timetable.asset_condition)

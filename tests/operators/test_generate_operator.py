@@ -410,3 +410,38 @@ def test_bad_settings_fail_at_parse_time(kwargs: dict[str, Any], message: str) -
 def test_construction_makes_no_request(emu: EmulatorHandle) -> None:
     _op(model="seedance-9")
     assert emu.admin.stats()["requests"] == 0
+
+
+# -- persist_to ----------------------------------------------------------------------------------------------
+
+
+def test_persist_to_saves_the_video_and_returns_the_url(
+    emu: EmulatorHandle, context: dict[str, Any], tmp_path: Any
+) -> None:
+    target = tmp_path / "videos" / "clip.mp4"
+    url = _op(persist_to=str(target)).execute(context)
+    rid = context["ti"].xcom("request_id")
+    assert url == f"{emu.base_url}/files/{rid}.mp4"  # the return value stays the output URL
+    assert target.read_bytes()[4:8] == b"ftyp"
+    assert context["ti"].xcom("video_uri") == f"file://{target}"
+    assert [p.name for p in target.parent.iterdir()] == ["clip.mp4"]  # no temp file left beside it
+
+
+def test_a_failed_save_is_retried_on_the_same_job_without_paying_again(
+    emu: EmulatorHandle, context: dict[str, Any], tmp_path: Any, new_ti: Any
+) -> None:
+    from airflow_provider_seedance.persist import SeedancePersistError
+
+    target = tmp_path / "clip.mp4"
+    with pytest.raises(SeedancePersistError, match="more than max_bytes=100"):
+        _op(persist_to=str(target), persist_max_bytes=100).execute(context)
+    assert not target.exists()
+    record = _stored(context)
+    assert record is not None
+    assert not record.delivered  # the retry must find the finished job, not submit a new one
+
+    context["ti"] = new_ti()
+    url = _op(persist_to=str(target)).execute(context)
+    assert url.endswith(f"/{record.request_id}.mp4")
+    assert target.read_bytes()[4:8] == b"ftyp"
+    assert _submits(emu) == 1
