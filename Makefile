@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 OLDEST_AIRFLOW ?= 3.0.6
 EXTRA_PINS ?=
 
-.PHONY: install demo test lint unit test-oldest-airflow docs e2e-distributed clean
+.PHONY: install demo test lint unit test-oldest-airflow docs e2e-distributed clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ $(E2E_STAMP): $(STAMP)
 
 e2e-distributed: $(E2E_STAMP)
 	$(BIN)/python scripts/distributed/run_e2e.py
+
+## Benchmarks: prints tables, writes docs/performance.rst + benchmarks/results.json (about 20 min on 2 cores).
+## BENCH_ARGS=--quick: N = 100 and 1,000 only (about 5 min), prints without rewriting the page.
+bench: install
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-airflow-* build *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output

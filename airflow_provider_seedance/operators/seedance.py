@@ -502,11 +502,18 @@ class SeedanceGenerateOperator(BaseOperator):
         """
         if self.persist_to:
             # Imported here: requests and object storage are not needed to parse a DAG file.
-            from airflow_provider_seedance.persist import VIDEO_URI_XCOM_KEY, annotate_video_outlets, persist_video
+            from airflow_provider_seedance.persist import (
+                DEFAULT_MAX_BYTES,
+                VIDEO_URI_XCOM_KEY,
+                annotate_video_outlets,
+                persist_video,
+            )
 
-            limit = {"max_bytes": self.persist_max_bytes} if self.persist_max_bytes is not None else {}
             uri = persist_video(
-                result.output_url or "", self.persist_to, conn_id=self.persist_conn_id or None, **limit
+                result.output_url or "",
+                self.persist_to,
+                max_bytes=self.persist_max_bytes if self.persist_max_bytes is not None else DEFAULT_MAX_BYTES,
+                conn_id=self.persist_conn_id or None,
             )
             self.log.info("Saved the video of %s to %s", result.request_id, uri)
             self._push(context, VIDEO_URI_XCOM_KEY, uri)
