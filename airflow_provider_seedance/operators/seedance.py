@@ -201,6 +201,12 @@ class SeedanceGenerateOperator(BaseOperator):
         self.resumable = resumable
         self.run_budget_credits = run_budget_credits
         self.retry_ambiguous_submit = retry_ambiguous_submit
+        if persist_to and not wait_for_completion:
+            # Nothing would be saved: the task ends before the video exists.
+            raise ValueError(
+                "persist_to needs wait_for_completion=True; to save a video submitted with "
+                "wait_for_completion=False, use SeedanceJobSensor then SeedancePersistVideoOperator"
+            )
         self.persist_to = persist_to
         self.persist_conn_id = persist_conn_id
         self.persist_max_bytes = persist_max_bytes

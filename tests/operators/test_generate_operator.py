@@ -400,6 +400,7 @@ def test_templated_fields_cover_every_api_field_and_no_secret() -> None:
         ({"poll_interval": 10, "max_poll_interval": 1}, "max poll interval"),
         ({"timeout": -5}, "timeout"),
         ({"timeout": 0}, "timeout"),
+        ({"persist_to": "/tmp/v.mp4", "wait_for_completion": False}, "persist_to needs wait_for_completion"),
     ],
 )
 def test_bad_settings_fail_at_parse_time(kwargs: dict[str, Any], message: str) -> None:
