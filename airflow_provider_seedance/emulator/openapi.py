@@ -54,11 +54,12 @@ def _media_url_pattern() -> str:
     exts = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS)
     ext_alt = "|".join(_any_case(e) for e in exts)
     last = rf"([^{_WS}/?#.]*|[^{_WS}/?#]*\.({ext_alt}))"
-    return rf"^{_ORIGIN}((/[^{_WS}/?#]*)*/{last})?$"
+    # A query string is allowed: signed/presigned media URLs (S3, GCS, CDNs) carry their token there.
+    return rf"^{_ORIGIN}((/[^{_WS}/?#]*)*/{last})?(\?[^{_WS}#]*)?$"
 
 
 def _webhook_url_pattern() -> str:
-    return rf"^{_ORIGIN}(/[^{_WS}?#]*)?$"
+    return rf"^{_ORIGIN}(/[^{_WS}?#]*)?(\?[^{_WS}#]*)?$"
 
 
 #: The server applies the document's URL patterns too, so fuzzing finds schema and server in agreement.
