@@ -56,7 +56,8 @@ def _redact_netloc(netloc: str) -> str:
 # One "name=value" of a query, a fragment or matrix parameters. Matched on the raw text rather than on a
 # parsed URL on purpose: it also finds "?sig=..." after a nested "?", in a URL urlsplit rejects, or in a
 # URL a log line cut short.
-_PARAM = re.compile(r"""([?&#;])([^=&#?;\s'"<>]+)=([^&#;\s'"<>]*)""")
+# A value stops at "?" too, so "?a=x?token=..." still shows the token as a parameter of its own.
+_PARAM = re.compile(r"""([?&#;])([^=&#?;\s'"<>]+)=([^&#;?\s'"<>]*)""")
 
 
 def _mask_params(text: str) -> str:

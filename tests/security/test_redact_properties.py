@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_seedance._redact import MASK, is_sensitive_param, redact_text, redact_url, url_secrets
@@ -77,6 +77,7 @@ def test_any_text_is_returned_as_text_never_an_exception(text: str) -> None:
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
+@example("?0=")  # found by CI: a parameter value used to swallow a later "?token=..."
 def test_malformed_urls_are_still_masked(junk: str) -> None:
     secret = "SXYZSECRET42"
     for url in (f"https://u:{secret}@[{junk}/a?token={secret}", f"http://{junk}@h/x?sig={secret}#{junk}"):
