@@ -12,3 +12,11 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(_HOME, "dags"))
 
 pytest_plugins = ["airflow_provider_seedance.emulator.pytest_plugin"]
+
+# The suite is a gate: property tests run the same examples on every machine (derandomize), so a red
+# run is reproducible. `HYPOTHESIS_PROFILE=explore make test` draws new examples to hunt for bugs.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("gate", derandomize=True, print_blob=True)
+_hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
