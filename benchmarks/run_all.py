@@ -1,0 +1,136 @@
+"""Run every benchmark, print the tables, save the raw figures and write ``docs/performance.rst``.
+
+    python benchmarks/run_all.py            # full: N = 100, 1,000, 10,000 (about 15-20 min on 2 cores)
+    python benchmarks/run_all.py --quick    # N = 100 and 1,000, fewer import samples (about 5 min)
+    python benchmarks/run_all.py --render   # rewrite the docs page from benchmarks/results.json only
+
+A full run rewrites ``docs/performance.rst`` and ``benchmarks/results.json``; a quick run only prints
+(add ``--docs docs/performance.rst`` to write anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _env import isolate_airflow_home
+from _machine import describe_machine
+from _report import gc_table, import_table, poll_cost_table, render_page, scale_tables, target_table
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results.json"
+NOTES = HERE / "performance_notes.rst"
+DOCS_PAGE = ROOT / "docs" / "performance.rst"
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _pool_size() -> int:
+    import aiohttp
+
+    # The hook builds its shared session's connector with aiohttp's default connection limit.
+    return int(inspect.signature(aiohttp.TCPConnector.__init__).parameters["limit"].default)
+
+
+def run(quick: bool, sizes: list[int] | None, candidates: bool) -> dict[str, Any]:
+    """Run the suite; return the results document.
+
+    :param quick: fewer and smaller runs.
+    :param sizes: N values (default 100, 1,000 and, unless quick, 10,000).
+    :param candidates: also run our trigger with the proposed changes (``seedance+changes``).
+    """
+    import gc_pause
+    import import_overhead
+    import poll_cost
+    import triggerer_scale
+
+    started = time.time()
+    machine = describe_machine()
+    _log(f"machine: {machine['cpu']}, {machine['logical_cpus']} CPUs, load {machine['load_average']}")
+    _log("DAG-parse import overhead ...")
+    imports = import_overhead.measure_import_overhead(runs=10 if quick else 15)
+    _log("CPU per status request, tight loop ...")
+    costs = poll_cost.measure_poll_costs(requests=1500 if quick else 3000, rounds=2 if quick else 3)
+    sizes = sizes or ([100, 1000] if quick else [100, 1000, 10_000])
+    _log("full garbage-collection pause against waits in flight ...")
+    gc_pauses = gc_pause.measure_gc_pauses((1000, 2500) if quick else (1000, 2500, 5000, 10_000))
+    # The no-HTTP floor runs once, at the largest N that is still quick; the proposed changes from N = 1,000
+    # (below that, per-trigger set-up dominates and CPU totals are a few tens of 10 ms clock ticks).
+    floor_at = tuple(n for n in sizes if n <= 1000)[-1:]
+    candidate_at = tuple(n for n in sizes if n >= 1000) if candidates else ()
+    scale = triggerer_scale.run_scale_suite(sizes, triggerer_scale.IMPLEMENTATIONS, floor_at=floor_at,
+                                            candidate_at=candidate_at, log=_log)
+    return {
+        "command": "make bench" + (" BENCH_ARGS=--quick" if quick else ""),
+        "mode": "quick" if quick else "full",
+        "machine": machine,
+        "duration_seconds": time.time() - started,
+        "settings": {
+            "job_seconds": [triggerer_scale.MIN_JOB_SECONDS, triggerer_scale.MAX_JOB_SECONDS],
+            "arrival_window": triggerer_scale.ARRIVAL_WINDOW,
+            "poll_interval": triggerer_scale.DEFAULT_POLL_INTERVAL,
+            "max_poll_interval": triggerer_scale.DEFAULT_MAX_POLL_INTERVAL,
+            "baseline_interval": triggerer_scale.BASELINE_INTERVAL,
+            "pool_size": _pool_size(),
+            "scale_by_n": {str(n): triggerer_scale.default_scale(n) for n in sizes},
+        },
+        "imports": imports,
+        "poll_cost": costs,
+        "gc_pauses": gc_pauses,
+        "scale": scale,
+    }
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    """Print every table to stdout.
+
+    :param results: the results document.
+    """
+    tables = [target_table(results), *scale_tables(results.get("scale", []))]
+    for key, build in (("poll_cost", poll_cost_table), ("gc_pauses", gc_table), ("imports", import_table)):
+        if results.get(key):
+            tables.append(build(results[key]))
+    for table in tables:
+        print()
+        print(table.text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line.
+
+    :param argv: arguments.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 100 and 1,000 only, fewer import samples")
+    parser.add_argument("--n", type=int, action="append", help="override the N values (repeatable)")
+    parser.add_argument("--no-candidates", action="store_true",
+                        help="skip the 'proposed changes' column (candidate_changes.py)")
+    parser.add_argument("--docs", type=Path, default=None, help="write the docs page here")
+    parser.add_argument("--no-docs", action="store_true", help="do not write the docs page")
+    parser.add_argument("--render", action="store_true", help="only re-render the docs page from results.json")
+    args = parser.parse_args(argv)
+    isolate_airflow_home()
+    if args.render:
+        results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    else:
+        results = run(args.quick, args.n, candidates=not args.no_candidates)
+        if not args.quick or args.docs:
+            RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print_tables(results)
+    page = args.docs or (None if args.quick and not args.render else DOCS_PAGE)
+    if page is not None and not args.no_docs:
+        page.write_text(render_page(results, NOTES.read_text(encoding="utf-8")), encoding="utf-8")
+        _log(f"wrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
