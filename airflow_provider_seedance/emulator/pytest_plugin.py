@@ -35,3 +35,16 @@ def seedance_emulator(seedance_emulator_session: EmulatorHandle) -> EmulatorHand
     """The session emulator, reset to its start state (no jobs, faults, log; default settings)."""
     seedance_emulator_session.admin.reset()
     return seedance_emulator_session
+
+
+@pytest.fixture
+def seedance_default_connection(
+    seedance_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> EmulatorHandle:
+    """The reset session emulator, set as the ``seedance_default`` connection for this test.
+
+    Hooks, operators, sensors and triggers built in the test (and ``airflow`` subprocesses that
+    inherit the environment) then talk to the emulator.
+    """
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DEFAULT", seedance_emulator.connection_json)
+    return seedance_emulator

@@ -24,13 +24,6 @@ FAST = RetryPolicy(max_attempts=4, max_total_seconds=20.0, initial_wait=0.01, ma
 
 
 @pytest.fixture
-def emu(seedance_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> EmulatorHandle:
-    """The (reset) emulator, configured as ``seedance_default`` through AIRFLOW_CONN_SEEDANCE_DEFAULT."""
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DEFAULT", seedance_emulator.connection_json)
-    return seedance_emulator
-
-
-@pytest.fixture
 def make_hook() -> Iterator[Callable[..., SeedanceHook]]:
     """Build hooks with the fast policy; their sync sessions are closed after the test."""
     hooks: list[SeedanceHook] = []
