@@ -14,9 +14,10 @@ and does not retry 429 or connection errors. Closing those gaps would mean overr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -86,6 +87,17 @@ class _BearerAuth(AuthBase):
 def _is_ambiguous_submit_failure(exc: BaseException) -> bool:
     # Exactly the failures a GET may repeat but a POST may not: the request may have created a job.
     return is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False)
+
+
+@contextlib.contextmanager
+def _ambiguous_submit_guard() -> Iterator[None]:
+    """Turn a submit failure that may have created a job into :class:`SeedanceAmbiguousSubmitError`."""
+    try:
+        yield
+    except SeedanceError as exc:
+        if _is_ambiguous_submit_failure(exc):
+            raise SeedanceAmbiguousSubmitError(exc) from exc
+        raise
 
 
 @functools.lru_cache(maxsize=64)
@@ -331,14 +343,10 @@ class SeedanceHook(BaseHook):
         """
         self.validate_request(request)
         self._log_submit(request)
-        try:
+        with _ambiguous_submit_guard():
             result = self._call(
                 "POST", GENERATIONS_PATH, body=request.to_api_json(), idempotent=False, parse=JobResult.from_api_json
             )
-        except SeedanceError as exc:
-            if _is_ambiguous_submit_failure(exc):
-                raise SeedanceAmbiguousSubmitError(exc) from exc
-            raise
         self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
         return result
 
@@ -349,14 +357,10 @@ class SeedanceHook(BaseHook):
         """
         await self.avalidate_request(request)
         self._log_submit(request)
-        try:
+        with _ambiguous_submit_guard():
             result = await self._acall(
                 "POST", GENERATIONS_PATH, body=request.to_api_json(), idempotent=False, parse=JobResult.from_api_json
             )
-        except SeedanceError as exc:
-            if _is_ambiguous_submit_failure(exc):
-                raise SeedanceAmbiguousSubmitError(exc) from exc
-            raise
         self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
         return result
 
