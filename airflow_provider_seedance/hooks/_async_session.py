@@ -1,10 +1,12 @@
-"""One shared ``aiohttp.ClientSession`` per (event loop, connection settings), counted by reference.
+"""One shared HTTP client per (event loop, connection settings), counted by reference.
 
-A triggerer runs thousands of triggers in one event loop; each holds a hook. Sharing one session (and so one
-connection pool with keep-alive) per loop and connection keeps that to a handful of sockets instead of
-thousands. Each hook takes a reference on first use and gives it back in ``aclose()``; the last one closes
-the session. A session nobody released is closed when the loop shuts down its async generators
-(``asyncio.run`` does), so no "Unclosed client session" is left behind.
+The clients are the hook's ``aiohttp.ClientSession`` and its GET keep-alive pool (:mod:`._keepalive`);
+anything with a ``closed`` attribute and an async ``close()`` fits. A triggerer runs thousands of triggers in
+one event loop; each holds a hook. Sharing one client (and so one connection pool with keep-alive) per loop
+and connection keeps that to a handful of sockets instead of thousands. Each hook takes a reference on first
+use and gives it back in ``aclose()``; the last one closes the client. A client nobody released is closed
+when the loop shuts down its async generators (``asyncio.run`` does), so no "Unclosed client session" is
+left behind.
 """
 
 from __future__ import annotations
@@ -14,15 +16,26 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-import aiohttp
 
-__all__ = ["SessionLease", "acquire_session", "open_sessions", "release_session"]
+class SharedClient(Protocol):
+    """What the registry shares: an HTTP client that can be closed once."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether it was closed."""
+
+    async def close(self) -> None:
+        """Close it (idempotent)."""
+
+
+__all__ = ["SessionLease", "SharedClient", "acquire_session", "open_sessions", "release_session"]
 
 
 @dataclass
 class _Entry:
-    session: aiohttp.ClientSession
+    session: Any
     refs: int = 0
 
 
@@ -44,7 +57,7 @@ class SessionLease:
 
     loop: asyncio.AbstractEventLoop
     key: Hashable
-    session: aiohttp.ClientSession
+    session: Any
 
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSessions] = weakref.WeakKeyDictionary()
@@ -61,7 +74,7 @@ async def _close_at_shutdown(per_loop: _LoopSessions) -> AsyncGenerator[None, No
             await entry.session.close()
 
 
-async def acquire_session(key: Hashable, factory: Callable[[], aiohttp.ClientSession]) -> SessionLease:
+async def acquire_session(key: Hashable, factory: Callable[[], SharedClient]) -> SessionLease:
     """Take a reference to the running loop's session for ``key``, creating it on first use.
 
     :param key: connection settings that distinguish sessions (never the API key itself).
@@ -104,7 +117,7 @@ async def release_session(lease: SessionLease) -> None:
         await lease.session.close()
 
 
-def open_sessions(loop: asyncio.AbstractEventLoop | None = None) -> dict[Hashable, tuple[aiohttp.ClientSession, int]]:
+def open_sessions(loop: asyncio.AbstractEventLoop | None = None) -> dict[Hashable, tuple[Any, int]]:
     """The open shared sessions of a loop with their reference counts (diagnostics and tests).
 
     :param loop: the loop; default the running one.

@@ -197,6 +197,9 @@ def settings_from_connection(conn: Any, conn_id: str, *, timeout: float | None =
             "no API key. Put your Seedance API key (sd2_...) in the connection's password field "
             "(labelled 'API key' in the UI).",
         )
+    if any(ord(c) < 32 or ord(c) == 127 or ord(c) > 255 for c in api_key):
+        # It goes into an HTTP header: a line break would inject headers, and HTTP headers are latin-1.
+        raise _fail(conn_id, "the API key (password field) contains a control or non-latin-1 character")
     extra = conn.extra_dejson if isinstance(conn.extra_dejson, Mapping) else {}
     return ConnectionSettings(
         conn_id=conn_id,

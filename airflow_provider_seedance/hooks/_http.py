@@ -22,12 +22,14 @@ from airflow_provider_seedance.errors import (
     SeedanceTransportError,
     classify_http_error,
 )
+from airflow_provider_seedance.hooks._keepalive import ConnectFailed
 
 __all__ = [
     "USER_AGENT",
     "interpret_response",
     "scrub",
     "transport_error_from_aiohttp",
+    "transport_error_from_keepalive",
     "transport_error_from_requests",
 ]
 
@@ -146,3 +148,18 @@ def transport_error_from_aiohttp(exc: BaseException, what: str, secret: str | No
     else:
         message = f"{what}: failed after the request was sent ({kind}): {detail}"
     return SeedanceTransportError(scrub(message, secret), sent=not never_connected)
+
+
+def transport_error_from_keepalive(exc: BaseException, what: str, secret: str | None) -> SeedanceTransportError:
+    """Map a :mod:`._keepalive` failure; ``sent=False`` only when no connection could be opened.
+
+    :param exc: ``ConnectFailed``, ``ResponseError``, ``TimeoutError`` or another ``OSError``.
+    :param what: the call.
+    :param secret: the API key, scrubbed from the message.
+    """
+    kind = type(exc).__name__
+    detail = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else kind)
+    if isinstance(exc, ConnectFailed):
+        return SeedanceTransportError(scrub(f"{what}: could not connect ({kind}): {detail}", secret), sent=False)
+    message = f"{what}: failed after the request was sent ({kind}): {detail}"
+    return SeedanceTransportError(scrub(message, secret), sent=True)

@@ -1,9 +1,11 @@
 """SeedanceHook: the Seedance 2.0 Open API from Airflow, sync (workers) and async (triggers).
 
-Connection -> base URL + API key (:mod:`._connection`); one ``requests.Session`` per hook and one shared
-``aiohttp.ClientSession`` per event loop and connection (:mod:`._async_session`); tenacity retries bounded in
-attempts and time (:mod:`._retry`); every response and client failure interpreted in one place (:mod:`._http`)
-and classified by :mod:`airflow_provider_seedance.errors`; the live model catalogue (:mod:`._catalogue`).
+Connection -> base URL + API key (:mod:`._connection`); one ``requests.Session`` per hook; per event loop
+and connection one shared ``aiohttp.ClientSession`` and one keep-alive pool for GETs (:mod:`._keepalive`: the
+triggerer's status polls at a fraction of aiohttp's CPU), both shared through :mod:`._async_session`;
+tenacity retries bounded in attempts and time (:mod:`._retry`); every response and client failure
+interpreted in one place (:mod:`._http`) and classified by :mod:`airflow_provider_seedance.errors`; the live
+model catalogue (:mod:`._catalogue`).
 
 Why not ``HttpHook``/``HttpAsyncHook`` from apache-airflow-providers-http: ``HttpHook.run`` builds a new
 ``requests.Session`` per call (no keep-alive across calls), defaults a bare host to ``http://``, sends unknown
@@ -20,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import requests
@@ -57,8 +59,10 @@ from airflow_provider_seedance.hooks._http import (
     USER_AGENT,
     interpret_response,
     transport_error_from_aiohttp,
+    transport_error_from_keepalive,
     transport_error_from_requests,
 )
+from airflow_provider_seedance.hooks._keepalive import KeepAlivePool, ResponseError
 from airflow_provider_seedance.hooks._retry import RetryPolicy, build_retrying, log_before_sleep
 from airflow_provider_seedance.models import GenerationRequest, JobResult
 
@@ -157,6 +161,8 @@ class SeedanceHook(BaseHook):
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
         self._lease: SessionLease | None = None
+        self._pool_lease: SessionLease | None = None
+        self._get_head: bytes | None = None  # request headers of a GET, built once (they hold the key)
         self._catalogue = CatalogueCache(catalogue_ttl)
 
     def __repr__(self) -> str:
@@ -270,14 +276,16 @@ class SeedanceHook(BaseHook):
             return settings.proxy_url
         return _environ_proxy(settings.base_url)
 
-    async def _async_session(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
+    @staticmethod
+    async def _leased(lease: SessionLease | None, key: tuple[Any, ...], factory: Callable[[], Any]) -> SessionLease:
         loop = asyncio.get_running_loop()
-        lease = self._lease
-        if lease is not None and lease.loop is loop and not lease.session.closed:
-            return lease.session
         if lease is not None and lease.loop is loop:
+            if not lease.session.closed:
+                return lease
             await release_session(lease)
+        return await acquire_session(key, factory)
 
+    async def _async_session(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
         def factory() -> aiohttp.ClientSession:
             return aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=settings.verify_ssl),
@@ -285,29 +293,65 @@ class SeedanceHook(BaseHook):
                 trust_env=False,  # proxies are resolved like requests does; netrc must not replace the key
             )
 
-        self._lease = await acquire_session(settings.session_key(), factory)
-        return self._lease.session
+        self._lease = await self._leased(self._lease, settings.session_key(), factory)
+        return cast("aiohttp.ClientSession", self._lease.session)
+
+    async def _keepalive_pool(self, settings: ConnectionSettings) -> KeepAlivePool:
+        parts = urlsplit(settings.base_url)
+        tls = parts.scheme == "https"
+
+        def factory() -> KeepAlivePool:
+            return KeepAlivePool(parts.hostname or "", parts.port or (443 if tls else 80), tls=tls,
+                                 verify_ssl=settings.verify_ssl)
+
+        self._pool_lease = await self._leased(self._pool_lease, ("keepalive", *settings.session_key()), factory)
+        return cast("KeepAlivePool", self._pool_lease.session)
+
+    def _get_request_head(self, settings: ConnectionSettings) -> bytes:
+        if self._get_head is None:
+            parts = urlsplit(settings.base_url)
+            host = parts.netloc.rpartition("@")[2]
+            if not host.isascii():
+                host = host.encode("idna").decode("ascii")
+            self._get_head = (
+                f"Host: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept: application/json\r\n"
+                f"Authorization: Bearer {settings.api_key}\r\n\r\n"
+            ).encode("latin-1")
+        return self._get_head
+
+    async def _aget_keepalive(self, settings: ConnectionSettings, path: str) -> tuple[int, Any, bytes]:
+        pool = await self._keepalive_pool(settings)
+        target = (urlsplit(settings.base_url).path + path).encode("ascii")
+        request = b"GET " + target + b" HTTP/1.1\r\n" + self._get_request_head(settings)
+        try:
+            response = await pool.get(request, settings.timeout)
+        except (OSError, TimeoutError, ResponseError) as exc:  # ConnectFailed is an OSError
+            raise transport_error_from_keepalive(exc, f"GET {path}", settings.api_key) from exc
+        return response.status, response.headers, response.body
 
     async def _asend(
         self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T]
     ) -> T:
         settings = await self._aget_settings()
-        session = await self._async_session(settings)
         what = f"{method} {path}"
-        try:
-            async with session.request(
-                method,
-                settings.base_url + path,
-                json=body,
-                headers={"Authorization": f"Bearer {settings.api_key}"},
-                timeout=aiohttp.ClientTimeout(total=settings.timeout),
-                proxy=self._proxy_for_async(settings),
-                allow_redirects=False,
-            ) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise transport_error_from_aiohttp(exc, what, settings.api_key) from exc
+        if method == "GET" and self._proxy_for_async(settings) is None:
+            status, headers, raw = await self._aget_keepalive(settings, path)
+        else:
+            session = await self._async_session(settings)
+            try:
+                async with session.request(
+                    method,
+                    settings.base_url + path,
+                    json=body,
+                    headers={"Authorization": f"Bearer {settings.api_key}"},
+                    timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                    proxy=self._proxy_for_async(settings),
+                    allow_redirects=False,
+                ) as response:
+                    raw = await response.read()
+                    status, headers = response.status, response.headers
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise transport_error_from_aiohttp(exc, what, settings.api_key) from exc
         self.log.debug("Seedance %s -> HTTP %s", what, status)
         text = raw.decode("utf-8", errors="replace")
         return parse(interpret_response(status, headers, text, request_id=request_id, secret=settings.api_key))
@@ -551,14 +595,15 @@ class SeedanceHook(BaseHook):
             self._session = None
 
     async def aclose(self) -> None:
-        """Release this hook's reference to the shared async session (the last one closes it) and close()."""
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if lease.loop is running:
+        """Release this hook's references to the shared async session and pool (the last ones close them), close()."""
+        leases = (self._lease, self._pool_lease)
+        self._lease = self._pool_lease = None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for lease in leases:
+            if lease is not None and lease.loop is running:
                 await release_session(lease)
         self.close()
 
