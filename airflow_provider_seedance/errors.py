@@ -202,7 +202,7 @@ def error_message_from_body(body: Any) -> tuple[str | None, str | None]:
 
     :param body: decoded JSON body (any shape).
     """
-    if not isinstance(body, Mapping):
+    if not isinstance(body, (dict, Mapping)):
         return None, None
     err = body.get("error")
     if err is None:

@@ -392,7 +392,8 @@ class JobResult:
         :param body: decoded JSON.
         :param request_id: the id asked about (used when the body omits it; must match if both).
         """
-        if not isinstance(body, Mapping):
+        # dict first: JSON objects are dicts, and the Mapping ABC check alone costs ten times as much.
+        if not isinstance(body, (dict, Mapping)):
             raise SeedanceResponseError(f"expected a JSON object, got {type(body).__name__}", request_id=request_id)
         rid = body.get("requestId", request_id)
         if not isinstance(rid, str) or not rid:
@@ -400,7 +401,7 @@ class JobResult:
         raw_status = body.get("status")
         output = body.get("output")
         output_url = output_type = None
-        if isinstance(output, Mapping):
+        if isinstance(output, (dict, Mapping)):
             url = output.get("url")
             output_url = url if isinstance(url, str) and url else None
             otype = output.get("type")

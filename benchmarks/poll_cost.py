@@ -7,7 +7,7 @@ time, through:
   aiohttp-based client pays;
 - ``SeedanceHook.aget_job``: our hook as the trigger uses it (``max_retries=0``, the shared keep-alive pool
   of :mod:`airflow_provider_seedance.hooks._keepalive`, parsing into a ``JobResult``);
-- ``trigger poll step``: ``aget_job`` under the time limit ``SeedanceJobTrigger`` puts on each poll;
+- ``trigger poll step``: ``aget_job`` with the time limit ``SeedanceJobTrigger`` passes on each poll;
 - ``HttpAsyncHook, new session``: the baseline's poll (new ``ClientSession`` + TCP connection per call).
 
 Process CPU time per request of the client process only. Standalone: ``python benchmarks/poll_cost.py``.
@@ -54,7 +54,6 @@ async def _measure(base_url: str, api_key: str, ids: list[str], requests: int, c
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
-    from airflow_provider_seedance.triggers.seedance import _within
 
     headers = {"Authorization": f"Bearer {api_key}"}
     session = aiohttp.ClientSession()
@@ -69,7 +68,7 @@ async def _measure(base_url: str, api_key: str, ids: list[str], requests: int, c
         return await hook.aget_job(rid)
 
     async def trigger_step(rid: str) -> Any:
-        return await _within(hook.aget_job(rid), 30.0)
+        return await hook.aget_job(rid, timeout=30.0)
 
     async def baseline(rid: str) -> Any:
         async with aiohttp.ClientSession() as fresh:

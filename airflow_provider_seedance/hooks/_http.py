@@ -91,7 +91,7 @@ def interpret_response(
         raise SeedanceResponseError(
             f"HTTP {status} with a body that is not JSON: {_snippet(text) or '(empty)'}", request_id=request_id
         )
-    if isinstance(body, Mapping) and body.get("success") is False:
+    if isinstance(body, (dict, Mapping)) and body.get("success") is False:
         # The documented error shape, even when it arrives with a 2xx status.
         raise classify_http_error(status, body, headers, request_id=request_id)
     return body

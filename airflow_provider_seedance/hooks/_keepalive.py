@@ -27,6 +27,10 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 #: An idle connection older than this is not reused (servers commonly close theirs after 5-75 s; a request
 #: sent just as the server closes is retried once, but not reusing old ones avoids most of those races).
 IDLE_SECONDS = 15.0
+#: Request timeouts are enforced by one sweep of the requests in flight at this interval, not by a timer per
+#: request: a timer per poll costs heap operations that grow with the triggerer's thousands of sleeping
+#: waits. A timeout so fires up to this late.
+SWEEP_SECONDS = 0.25
 
 
 class ConnectFailed(OSError):
@@ -109,10 +113,13 @@ def _framing(status: int, headers: Headers) -> int | str:
     length = headers.get("content-length")
     if length is None:
         return "close"
-    values = {v.strip() for v in length.split(",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
-        raise ResponseError(f"invalid Content-Length {length[:40]!r}")
-    size = int(values.pop())
+    if length.isdigit():
+        size = int(length)
+    else:  # repeated headers arrive joined: "5, 5" is one length, "5, 6" is not
+        values = {v.strip() for v in length.split(",")}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise ResponseError(f"invalid Content-Length {length[:40]!r}")
+        size = int(values.pop())
     if size > MAX_BODY_BYTES:
         raise ResponseError(f"response body of {size} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
     return size
@@ -265,6 +272,12 @@ class _Connection(asyncio.Protocol):
         self._waiter.set_exception(exc)
         self.close()
 
+    def expire(self) -> None:
+        """Fail the request in flight with ``TimeoutError`` (the pool then closes the connection)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError("no complete response in time"))
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         self.closed = True
@@ -288,6 +301,8 @@ class KeepAlivePool:
         self.host, self.port, self.tls, self.verify_ssl, self.limit = host, port, tls, verify_ssl, limit
         self._idle: deque[_Connection] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._inflight: dict[_Connection, float] = {}  # -> deadline (loop time)
+        self._sweeper: asyncio.TimerHandle | None = None
         self.open_connections = 0
         self.connections_opened = 0  # diagnostics: proves reuse in tests and benchmarks
         self.closed = False
@@ -310,7 +325,10 @@ class KeepAlivePool:
         for attempt in (1, 2):
             connection, reused = await self._acquire(loop, deadline)
             waiter = connection.send(request)
-            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
+            if deadline is not None:
+                self._inflight[connection] = deadline
+                if self._sweeper is None:
+                    self._sweeper = loop.call_at(min(deadline, loop.time() + SWEEP_SECONDS), self._sweep, loop)
             try:
                 response = await waiter
             except ConnectionError:
@@ -321,8 +339,7 @@ class KeepAlivePool:
                 connection.close()  # timed out or cancelled mid-exchange: the answer may still come
                 raise
             finally:
-                if timer is not None:
-                    timer.cancel()
+                self._inflight.pop(connection, None)
                 self._release(connection)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
@@ -378,6 +395,16 @@ class KeepAlivePool:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return protocol
 
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeper = None
+        now = loop.time()
+        for connection, deadline in list(self._inflight.items()):
+            if deadline <= now:
+                del self._inflight[connection]
+                connection.expire()
+        if self._inflight:
+            self._sweeper = loop.call_at(min(min(self._inflight.values()), now + SWEEP_SECONDS), self._sweep, loop)
+
     def _release(self, connection: _Connection) -> None:
         if connection.closed or not connection.keep or self.closed:
             connection.close()
@@ -406,7 +433,3 @@ class KeepAlivePool:
         while self._idle:
             self._idle.pop().close()
 
-
-def _expire(waiter: asyncio.Future[Response]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError("no complete response in time"))

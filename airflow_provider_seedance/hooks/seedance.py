@@ -30,6 +30,7 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from requests.auth import AuthBase
 from requests.utils import get_environ_proxies, select_proxy
 
+from airflow_provider_seedance._logging import ClassLoggerMixin
 from airflow_provider_seedance._redact import url_secrets
 from airflow_provider_seedance.catalogue import CreditEstimate, ModelSpec, parse_catalogue
 from airflow_provider_seedance.errors import (
@@ -104,6 +105,15 @@ def _ambiguous_submit_guard() -> Iterator[None]:
         raise
 
 
+_DEFAULT_POLICY = RetryPolicy()
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(policy: RetryPolicy, max_retries: int | None) -> RetryPolicy:
+    # Policies are frozen: a triggerer's thousands of hooks share one instead of holding one each.
+    return policy if max_retries is None else replace(policy, max_attempts=max_retries + 1)
+
+
 @functools.lru_cache(maxsize=64)
 def _environ_proxy(base_url: str) -> str | None:
     # The same environment proxies (and NO_PROXY) requests would use, so both paths agree. Cached per
@@ -115,10 +125,15 @@ def _environ_proxy(base_url: str) -> str | None:
 def _job_path(request_id: str, suffix: str = "") -> str:
     if not isinstance(request_id, str) or not request_id.strip():
         raise SeedanceValidationError("request_id", request_id, "a non-empty request id string")
+    return _quoted_job_path(request_id, suffix)
+
+
+@functools.lru_cache(maxsize=4096)  # a trigger asks for the same path every poll
+def _quoted_job_path(request_id: str, suffix: str) -> str:
     return f"{GENERATIONS_PATH}/{quote(request_id.strip(), safe='')}{suffix}"
 
 
-class SeedanceHook(BaseHook):
+class SeedanceHook(ClassLoggerMixin, BaseHook):
     """Submit, poll and cancel Seedance generations; read the model catalogue.
 
     Every failure is a :class:`~airflow_provider_seedance.errors.SeedanceError`. Reads (``get_job``,
@@ -154,10 +169,7 @@ class SeedanceHook(BaseHook):
         super().__init__(logger_name=logger_name)
         self.seedance_conn_id = seedance_conn_id
         self.timeout = timeout
-        policy = retry_policy or RetryPolicy()
-        if max_retries is not None:
-            policy = replace(policy, max_attempts=max_retries + 1)
-        self.retry_policy = policy
+        self.retry_policy = _policy(retry_policy or _DEFAULT_POLICY, max_retries)
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
         self._lease: SessionLease | None = None
@@ -204,15 +216,19 @@ class SeedanceHook(BaseHook):
             self._settings = self._load(self.get_connection(self.seedance_conn_id))
         return self._settings
 
-    async def _aget_settings(self) -> ConnectionSettings:
+    async def _aget_settings(self, timeout: float | None = None) -> ConnectionSettings:
         if self._settings is None:
             aget = getattr(type(self), "aget_connection", None)
             if aget is not None:  # Airflow >= 3.1 task SDK: no blocking lookup in the event loop
-                conn = await aget(self.seedance_conn_id)
+                lookup = aget(self.seedance_conn_id)
             else:
                 from asgiref.sync import sync_to_async
 
-                conn = await sync_to_async(self.get_connection)(self.seedance_conn_id)
+                lookup = sync_to_async(self.get_connection)(self.seedance_conn_id)
+            try:
+                conn = await asyncio.wait_for(lookup, timeout)
+            except asyncio.TimeoutError:  # a distinct class before Python 3.11
+                raise TimeoutError(f"looking up connection {self.seedance_conn_id!r} timed out") from None
             self._settings = self._load(conn)
         return self._settings
 
@@ -307,6 +323,10 @@ class SeedanceHook(BaseHook):
         self._pool_lease = await self._leased(self._pool_lease, ("keepalive", *settings.session_key()), factory)
         return cast("KeepAlivePool", self._pool_lease.session)
 
+    @staticmethod
+    def _target(settings: ConnectionSettings, path: str) -> bytes:
+        return (urlsplit(settings.base_url).path + path).encode("ascii")
+
     def _get_request_head(self, settings: ConnectionSettings) -> bytes:
         if self._get_head is None:
             parts = urlsplit(settings.base_url)
@@ -319,23 +339,28 @@ class SeedanceHook(BaseHook):
             ).encode("latin-1")
         return self._get_head
 
-    async def _aget_keepalive(self, settings: ConnectionSettings, path: str) -> tuple[int, Any, bytes]:
-        pool = await self._keepalive_pool(settings)
-        target = (urlsplit(settings.base_url).path + path).encode("ascii")
-        request = b"GET " + target + b" HTTP/1.1\r\n" + self._get_request_head(settings)
+    async def _aget_keepalive(self, settings: ConnectionSettings, path: str, timeout: float) -> tuple[int, Any, bytes]:
+        lease = self._pool_lease
+        if lease is None or lease.session.closed or lease.loop is not asyncio.get_running_loop():
+            pool = await self._keepalive_pool(settings)
+        else:
+            pool = lease.session
+        request = b"GET " + self._target(settings, path) + b" HTTP/1.1\r\n" + self._get_request_head(settings)
         try:
-            response = await pool.get(request, settings.timeout)
+            response = await pool.get(request, timeout)
         except (OSError, TimeoutError, ResponseError) as exc:  # ConnectFailed is an OSError
             raise transport_error_from_keepalive(exc, f"GET {path}", settings.api_key) from exc
         return response.status, response.headers, response.body
 
     async def _asend(
-        self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T]
+        self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
+        timeout: float | None = None,
     ) -> T:
-        settings = await self._aget_settings()
+        settings = self._settings or await self._aget_settings(timeout)
+        limit = settings.timeout if timeout is None else min(settings.timeout, timeout)
         what = f"{method} {path}"
         if method == "GET" and self._proxy_for_async(settings) is None:
-            status, headers, raw = await self._aget_keepalive(settings, path)
+            status, headers, raw = await self._aget_keepalive(settings, path, limit)
         else:
             session = await self._async_session(settings)
             try:
@@ -344,7 +369,7 @@ class SeedanceHook(BaseHook):
                     settings.base_url + path,
                     json=body,
                     headers={"Authorization": f"Bearer {settings.api_key}"},
-                    timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                    timeout=aiohttp.ClientTimeout(total=limit),
                     proxy=self._proxy_for_async(settings),
                     allow_redirects=False,
                 ) as response:
@@ -358,19 +383,20 @@ class SeedanceHook(BaseHook):
 
     async def _acall(
         self, method: str, path: str, *, parse: Callable[[Any], T], idempotent: bool,
-        body: Any = None, request_id: str | None = None,
+        body: Any = None, request_id: str | None = None, timeout: float | None = None,
     ) -> T:
-        await self._aget_settings()
+        if self._settings is None:
+            await self._aget_settings(timeout)
         if self.retry_policy.max_attempts <= 1:
             # The trigger's polls: its own loop is the retry loop, and tenacity's machinery around a call
             # that is never retried was ~17% of a trigger's CPU in the triggerer benchmark.
-            return await self._asend(method, path, body, request_id, parse)
+            return await self._asend(method, path, body, request_id, parse, timeout)
         what = f"{method} {path}"
         retrying = build_retrying(
             self.retry_policy, idempotent=idempotent, asynchronous=True,
             before_sleep=log_before_sleep(self.log, what, self.retry_policy),
         )
-        return cast("T", await retrying(self._asend, method, path, body, request_id, parse))
+        return cast("T", await retrying(self._asend, method, path, body, request_id, parse, timeout))
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
@@ -420,13 +446,15 @@ class SeedanceHook(BaseHook):
         return self._call("GET", _job_path(request_id), idempotent=True, request_id=request_id,
                           parse=self._parser(request_id))
 
-    async def aget_job(self, request_id: str) -> JobResult:
+    async def aget_job(self, request_id: str, *, timeout: float | None = None) -> JobResult:
         """Async :meth:`get_job`.
 
         :param request_id: the id ``submit`` returned.
+        :param timeout: seconds for each attempt, when shorter than the connection's ``timeout``; also bounds
+            the first connection lookup (``TimeoutError``). A trigger passes what is left before its deadline.
         """
         return await self._acall("GET", _job_path(request_id), idempotent=True, request_id=request_id,
-                                 parse=self._parser(request_id))
+                                 parse=self._parser(request_id), timeout=timeout)
 
     def cancel_job(self, request_id: str) -> JobResult:
         """Cancel a queued or processing generation (retried: cancelling twice is harmless).

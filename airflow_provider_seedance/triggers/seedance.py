@@ -17,9 +17,12 @@ restart or redistribution. A sensor's trigger waits for somebody else's job and 
 from __future__ import annotations
 
 import asyncio
-import sys
+import contextvars
+import dataclasses
+import functools
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, mask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_seedance._logging import ClassLoggerMixin
 from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
 from airflow_provider_seedance.errors import (
     SeedanceConflictError,
@@ -132,25 +136,69 @@ def _describe(result: JobResult) -> str:
 
 T = TypeVar("T")
 
+# Why the waiting state below is kept so lean: CPython's full garbage collection stops the triggerer's
+# event loop for as long as it takes to walk every GC-tracked object, and a triggerer may hold
+# 10,000 sleeping waits. So a sleeping wait keeps no object it does not need: no logger of its own
+# (ClassLoggerMixin), no schedule of its own, the last status as an untracked tuple of atomics, no helper
+# coroutine.
 
-async def _within(awaitable: Awaitable[T], seconds: float | None) -> T:
-    """Await with a time limit; raises the builtin ``TimeoutError`` on every Python version.
+#: JobResult fields after ``status``, in order: a snapshot stores status as its value, then these.
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(JobResult) if f.name != "status")
 
-    :param awaitable: the call.
-    :param seconds: the limit (None: no limit).
+_THREAD_STATE = threading.local()
+
+
+def _snapshot(result: JobResult) -> tuple[Any, ...]:
+    """The result as a tuple of its field values: with atomic fields, the collector stops tracking it.
+
+    :param result: a status answer.
     """
-    if sys.version_info >= (3, 11):
-        # asyncio.timeout runs the call in this task; wait_for wraps each poll in an extra task
-        # (~3% of a trigger's CPU in the triggerer benchmark).
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    try:
-        return await asyncio.wait_for(awaitable, timeout=seconds)
-    except asyncio.TimeoutError:  # a distinct class before 3.11
-        raise TimeoutError from None
+    return (result.status.value, *(getattr(result, name) for name in _RESULT_FIELDS))
 
 
-class SeedanceJobTrigger(BaseTrigger):
+def _restore(snapshot: tuple[Any, ...] | None) -> JobResult | None:
+    """Inverse of :func:`_snapshot` (an equal :class:`JobResult`).
+
+    :param snapshot: what :func:`_snapshot` returned, or None.
+    """
+    if snapshot is None:
+        return None
+    return JobResult(status=JobStatus(snapshot[0]), **dict(zip(_RESULT_FIELDS, snapshot[1:], strict=True)))
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_schedule(initial: float, maximum: float) -> PollSchedule:
+    # PollSchedule is frozen: waits with the same settings share one instance.
+    return PollSchedule(initial=initial, maximum=maximum)
+
+
+def _wake(wakeup: asyncio.Future[None]) -> None:
+    if not wakeup.done():  # cancelled meanwhile
+        wakeup.set_result(None)
+
+
+def _timer_context() -> contextvars.Context:
+    # _wake only completes a future (whose callbacks run in their own contexts), so it needs no copy of
+    # the caller's context; one per thread, because a Context cannot be entered by two threads at once.
+    context: contextvars.Context | None = getattr(_THREAD_STATE, "timer_context", None)
+    if context is None:
+        context = _THREAD_STATE.timer_context = contextvars.Context()
+    return context
+
+
+def _sleep_timer(delay: float) -> tuple[asyncio.Future[None], asyncio.TimerHandle]:
+    """What ``asyncio.sleep(delay)`` builds, minus its coroutine and its copy of the context.
+
+    Await the future; cancel the timer afterwards (also when the wait is cancelled).
+
+    :param delay: seconds.
+    """
+    loop = asyncio.get_running_loop()
+    wakeup: asyncio.Future[None] = loop.create_future()
+    return wakeup, loop.call_later(delay, _wake, wakeup, context=_timer_context())
+
+
+class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
     """Wait for a Seedance generation to finish; yield one :class:`JobEvent` payload.
 
     Every argument is JSON-simple and none is secret (the API key stays in the connection).
@@ -185,7 +233,7 @@ class SeedanceJobTrigger(BaseTrigger):
         self.max_poll_interval = float(max_poll_interval)
         self.owns_job = bool(owns_job)
         # Validates the poll settings here, in the worker, rather than later in the triggerer.
-        self.schedule = PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval)
+        self.schedule = _shared_schedule(self.poll_interval, self.max_poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and JSON-simple kwargs (no secret) to re-create this trigger anywhere."""
@@ -223,50 +271,57 @@ class SeedanceJobTrigger(BaseTrigger):
         """Poll until the job is terminal or the deadline passes; yield exactly one event."""
         hook = self._hook(polling=True)
         try:
-            event = await self._wait(hook)
+            # The loop is here, not in a helper coroutine: one object less per sleeping wait.
+            last: tuple[Any, ...] | None = None  # _snapshot() of the last status seen
+            unknown_seen: tuple[str, ...] = ()
+            while True:
+                retry_after: float | None = None
+                try:
+                    # The hook bounds the call (lookup and request) by what is left before the deadline.
+                    result = await hook.aget_job(self.request_id, timeout=self._call_budget())
+                except (SeedanceError, AirflowNotFoundException) as exc:
+                    if isinstance(exc, SeedanceError) and is_retryable(exc, idempotent=True):
+                        retry_after = getattr(exc, "retry_after", None)
+                        self.log.warning("Seedance generation %s: status check failed (%s); will retry",
+                                         self.request_id, exc)
+                    else:
+                        event = self._event(
+                            EVENT_ERROR, _restore(last),
+                            f"Waiting for Seedance generation {self.request_id} failed permanently: "
+                            f"{type(exc).__name__}: {exc}",
+                        )
+                        break
+                except TimeoutError:
+                    self.log.warning("Seedance generation %s: status check timed out; will retry", self.request_id)
+                else:
+                    if result.status.is_terminal:
+                        event = self._event(EVENT_COMPLETED, result, _describe(result))
+                        break
+                    last = _snapshot(result)
+                    if result.status is JobStatus.UNKNOWN and (result.raw_status or "") not in unknown_seen:
+                        # An undocumented status is logged once and waited through, never taken for success.
+                        unknown_seen += (result.raw_status or "",)
+                        self.log.warning("Seedance generation %s reports undocumented status %r; still waiting",
+                                         self.request_id, result.raw_status)
+                    else:
+                        self.log.debug("Seedance generation %s is %s", self.request_id, result.status.value)
+                    del result  # not kept while sleeping: ``last`` holds what the events need
+
+                now = time.time()
+                if self.deadline is not None and now >= self.deadline:
+                    event = await self._on_deadline(_restore(last))
+                    break
+                remaining = None if self.deadline is None else self.deadline - now
+                delay = self.schedule.next_delay(now - self.started_at, remaining=remaining, retry_after=retry_after)
+                wakeup, timer = _sleep_timer(delay)
+                try:
+                    await wakeup
+                finally:
+                    timer.cancel()
         finally:
             # Gives back this hook's reference to the loop's shared session (others keep theirs).
             await hook.aclose()
         yield event
-
-    async def _wait(self, hook: SeedanceHook) -> TriggerEvent:
-        last: JobResult | None = None
-        unknown_seen: set[str] = set()
-        while True:
-            retry_after: float | None = None
-            try:
-                result = await _within(hook.aget_job(self.request_id), self._call_budget())
-            except (SeedanceError, AirflowNotFoundException) as exc:
-                if isinstance(exc, SeedanceError) and is_retryable(exc, idempotent=True):
-                    retry_after = getattr(exc, "retry_after", None)
-                    self.log.warning("Seedance generation %s: status check failed (%s); will retry",
-                                     self.request_id, exc)
-                else:
-                    return self._event(
-                        EVENT_ERROR, last,
-                        f"Waiting for Seedance generation {self.request_id} failed permanently: "
-                        f"{type(exc).__name__}: {exc}",
-                    )
-            except TimeoutError:
-                self.log.warning("Seedance generation %s: status check timed out; will retry", self.request_id)
-            else:
-                last = result
-                if result.status.is_terminal:
-                    return self._event(EVENT_COMPLETED, result, _describe(result))
-                if result.status is JobStatus.UNKNOWN and (result.raw_status or "") not in unknown_seen:
-                    # An undocumented status is logged once and waited through, never taken for success.
-                    unknown_seen.add(result.raw_status or "")
-                    self.log.warning("Seedance generation %s reports undocumented status %r; still waiting",
-                                     self.request_id, result.raw_status)
-                else:
-                    self.log.debug("Seedance generation %s is %s", self.request_id, result.status.value)
-
-            now = time.time()
-            if self.deadline is not None and now >= self.deadline:
-                return await self._on_deadline(last)
-            remaining = None if self.deadline is None else self.deadline - now
-            delay = self.schedule.next_delay(now - self.started_at, remaining=remaining, retry_after=retry_after)
-            await asyncio.sleep(delay)
 
     def _call_budget(self) -> float | None:
         if self.deadline is None:

@@ -74,6 +74,14 @@ def test_missing_api_key_names_connection_and_field(password: str | None) -> Non
     assert "API key" in str(info.value)
 
 
+@pytest.mark.parametrize("password", ["sd2_a\r\nX-Injected: 1", "sd2_\x00", "sd2_\u2603"])
+def test_api_key_that_cannot_be_a_header_is_refused_without_echoing_it(password: str) -> None:
+    with pytest.raises(SeedanceConnectionError, match="control or non-latin-1") as info:
+        settings_from_connection(conn(password=password), "my_conn")
+    assert password.strip() not in str(info.value)
+    assert "password" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("extra", "attr", "expected"),
     [

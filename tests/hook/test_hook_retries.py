@@ -256,3 +256,30 @@ def test_submit_is_never_resent_when_a_job_may_exist(
     stats = emu.admin.stats()
     assert stats["submits"] == 1  # exactly one POST reached the server
     assert stats["jobs_total"] == jobs
+
+
+async def test_a_per_call_timeout_shorter_than_the_connections_bounds_the_request(emu: EmulatorHandle) -> None:
+    """What a trigger near its deadline passes: the request gives up after it, not after the 30 s default."""
+    hook = SeedanceHook(max_retries=0)
+    try:
+        job = await hook.asubmit(REQUEST)
+        emu.admin.add_fault(kind="latency", delay=5.0, endpoint="status", times=1)
+        # Without the per-call limit the 30 s connection timeout would wait for the 5 s answer and succeed.
+        with pytest.raises(SeedanceTransportError, match="TimeoutError") as info:
+            await hook.aget_job(job.request_id, timeout=0.3)
+        assert info.value.sent is True
+        assert (await hook.aget_job(job.request_id, timeout=5.0)).request_id == job.request_id
+    finally:
+        await hook.aclose()
+
+
+async def test_a_per_call_timeout_also_bounds_the_first_connection_lookup() -> None:
+    class SlowLookup(SeedanceHook):
+        @classmethod
+        async def aget_connection(cls, conn_id: str) -> Any:
+            await asyncio.sleep(5)
+            raise AssertionError("not reached")
+
+    hook = SlowLookup(max_retries=0)
+    with pytest.raises(TimeoutError, match="looking up connection 'seedance_default' timed out"):
+        await hook.aget_job("req_1", timeout=0.2)

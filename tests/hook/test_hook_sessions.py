@@ -167,7 +167,7 @@ async def test_posts_use_the_aiohttp_session_and_gets_the_pool(emu: EmulatorHand
 
     hooks = [SeedanceHook(retry_policy=FAST) for _ in range(3)]
     jobs = [await h.asubmit(GenerationRequest(prompt="a cat")) for h in hooks]
-    for hook, job in zip(hooks, jobs):
+    for hook, job in zip(hooks, jobs, strict=True):
         assert (await hook.aget_job(job.request_id)).request_id == job.request_id
     sessions = open_sessions()
     assert len(sessions) == 2
@@ -192,3 +192,15 @@ async def test_a_proxied_connection_polls_through_aiohttp(emu: EmulatorHandle, m
     finally:
         await hook.aclose()
     assert emu.admin.stats()["gets"] == 0
+
+
+def test_hooks_share_their_class_logger_unless_given_a_name() -> None:
+    """A triggerer holds a hook per wait: one logger per class, not eight collected objects per hook."""
+    a, b = SeedanceHook(), SeedanceHook(max_retries=0)
+    named = SeedanceHook(logger_name="my.pipeline")
+    assert a.log is b.log
+    assert named.log is not a.log
+    assert named.log is named.log
+    assert a.retry_policy is SeedanceHook().retry_policy  # frozen policies are shared too
+    assert b.retry_policy is SeedanceHook(max_retries=0).retry_policy
+    assert b.retry_policy.max_attempts == 1

@@ -8,6 +8,7 @@ bodies, interim responses, connection closes at awkward moments).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -251,7 +252,8 @@ async def test_timeout_closes_the_connection(scripted: Callable[[Script], Awaita
         await pool.get(REQUEST, timeout=0.3)
     assert pool.open_connections == 0
     error = transport_error_from_keepalive(TimeoutError(), "GET /status", None)
-    assert error.sent is True and "timed out" in str(error)
+    assert error.sent is True
+    assert "timed out" in str(error)
     await pool.close()
 
 
@@ -310,7 +312,8 @@ async def test_nothing_listening_is_a_connect_failure_nothing_sent() -> None:
     with pytest.raises(ConnectFailed) as caught:
         await pool.get(REQUEST, timeout=5)
     error = transport_error_from_keepalive(caught.value, "GET /status", "sd2_secret_key")
-    assert isinstance(error, SeedanceTransportError) and error.sent is False
+    assert isinstance(error, SeedanceTransportError)
+    assert error.sent is False
     assert "could not connect" in str(error)
     assert pool.open_connections == 0
 
@@ -396,7 +399,7 @@ def test_any_split_of_a_valid_response_parses_to_the_same_body(message: tuple[by
         connection.connection_made(_Transport())
         waiter = connection.send(REQUEST)
         points = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
-        for start, end in zip(points, points[1:]):
+        for start, end in itertools.pairwise(points):
             connection.data_received(wire[start:end])
         if needs_eof:
             assert not waiter.done()
