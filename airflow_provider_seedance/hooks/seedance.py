@@ -171,9 +171,11 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
         self.timeout = timeout
         self.retry_policy = _policy(retry_policy or _DEFAULT_POLICY, max_retries)
         self._settings: ConnectionSettings | None = None
+        self._settings_loading: asyncio.Future[ConnectionSettings] | None = None
         self._session: requests.Session | None = None
         self._lease: SessionLease | None = None
         self._pool_lease: SessionLease | None = None
+        self._pool_settings: ConnectionSettings | None = None  # what _pool_lease was taken for
         self._get_head: bytes | None = None  # request headers of a GET, built once (they hold the key)
         self._catalogue = CatalogueCache(catalogue_ttl)
 
@@ -217,20 +219,39 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
         return self._settings
 
     async def _aget_settings(self, timeout: float | None = None) -> ConnectionSettings:
-        if self._settings is None:
+        if self._settings is not None:
+            return self._settings
+        loading = self._settings_loading
+        if loading is None or loading.get_loop() is not asyncio.get_running_loop():
+            # One lookup at a time: a hook shared by many waits must not look the connection up once per wait.
+            loading = self._settings_loading = asyncio.ensure_future(self._alookup())
+        try:
+            settings = await asyncio.wait_for(asyncio.shield(loading), timeout)
+        except asyncio.TimeoutError:  # a distinct class before Python 3.11
+            raise TimeoutError(f"looking up connection {self.seedance_conn_id!r} timed out") from None
+        self._settings = settings
+        return settings
+
+    async def _alookup(self) -> ConnectionSettings:
+        try:
             aget = getattr(type(self), "aget_connection", None)
             if aget is not None:  # Airflow >= 3.1 task SDK: no blocking lookup in the event loop
-                lookup = aget(self.seedance_conn_id)
+                conn = await aget(self.seedance_conn_id)
             else:
                 from asgiref.sync import sync_to_async
 
-                lookup = sync_to_async(self.get_connection)(self.seedance_conn_id)
-            try:
-                conn = await asyncio.wait_for(lookup, timeout)
-            except asyncio.TimeoutError:  # a distinct class before Python 3.11
-                raise TimeoutError(f"looking up connection {self.seedance_conn_id!r} timed out") from None
-            self._settings = self._load(conn)
-        return self._settings
+                conn = await sync_to_async(self.get_connection)(self.seedance_conn_id)
+            return self._load(conn)
+        finally:
+            self._settings_loading = None
+
+    def refresh_connection(self) -> None:
+        """Read the connection again on the next call (a rotated key, a changed host or timeout).
+
+        A long-lived hook (the triggerer's shared status poller) calls this now and then.
+        """
+        self._settings = None
+        self._get_head = None
 
     @property
     def base_url(self) -> str:
@@ -296,7 +317,7 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
     async def _leased(lease: SessionLease | None, key: tuple[Any, ...], factory: Callable[[], Any]) -> SessionLease:
         loop = asyncio.get_running_loop()
         if lease is not None and lease.loop is loop:
-            if not lease.session.closed:
+            if not lease.session.closed and lease.key == key:
                 return lease
             await release_session(lease)
         return await acquire_session(key, factory)
@@ -341,8 +362,10 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
 
     async def _aget_keepalive(self, settings: ConnectionSettings, path: str, timeout: float) -> tuple[int, Any, bytes]:
         lease = self._pool_lease
-        if lease is None or lease.session.closed or lease.loop is not asyncio.get_running_loop():
+        if (lease is None or lease.session.closed or lease.loop is not asyncio.get_running_loop()
+                or settings is not self._pool_settings):  # re-read settings may name another server
             pool = await self._keepalive_pool(settings)
+            self._pool_settings = settings
         else:
             pool = lease.session
         request = b"GET " + self._target(settings, path) + b" HTTP/1.1\r\n" + self._get_request_head(settings)

@@ -1,8 +1,11 @@
 """SeedanceJobTrigger: wait for one generation in the triggerer, without holding a worker slot.
 
-The trigger polls ``GET /api/open/v1/video/generations/{id}`` through the hook's shared async session
-on the adaptive :class:`~airflow_provider_seedance.polling.PollSchedule`, absorbs transient failures
-until its absolute deadline, and yields exactly one event (see :class:`JobEvent`):
+The trigger waits on the event loop's shared status poller (:mod:`._status_poller`: one schedule, one hook
+and one keep-alive pool for every wait of a connection), which polls
+``GET /api/open/v1/video/generations/{id}`` on the trigger's adaptive
+:class:`~airflow_provider_seedance.polling.PollSchedule`; the trigger decides what each answer means
+(:meth:`SeedanceJobTrigger.after_poll`), absorbs transient failures until its absolute deadline, and yields
+exactly one event (see :class:`JobEvent`):
 
 - ``completed``: the job reached a terminal status (succeeded, failed or cancelled); ``result`` holds it.
 - ``timeout``: the deadline passed first; when the trigger owns the job it was cancelled before.
@@ -17,10 +20,8 @@ restart or redistribution. A sensor's trigger waits for somebody else's job and 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import functools
-import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from airflow_provider_seedance.polling import (
     DEFAULT_POLL_INTERVAL,
     PollSchedule,
 )
+from airflow_provider_seedance.triggers._status_poller import StatusPoller
 
 if TYPE_CHECKING:
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
@@ -145,8 +147,6 @@ T = TypeVar("T")
 #: JobResult fields after ``status``, in order: a snapshot stores status as its value, then these.
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(JobResult) if f.name != "status")
 
-_THREAD_STATE = threading.local()
-
 
 def _snapshot(result: JobResult) -> tuple[Any, ...]:
     """The result as a tuple of its field values: with atomic fields, the collector stops tracking it.
@@ -172,30 +172,11 @@ def _shared_schedule(initial: float, maximum: float) -> PollSchedule:
     return PollSchedule(initial=initial, maximum=maximum)
 
 
-def _wake(wakeup: asyncio.Future[None]) -> None:
-    if not wakeup.done():  # cancelled meanwhile
-        wakeup.set_result(None)
-
-
-def _timer_context() -> contextvars.Context:
-    # _wake only completes a future (whose callbacks run in their own contexts), so it needs no copy of
-    # the caller's context; one per thread, because a Context cannot be entered by two threads at once.
-    context: contextvars.Context | None = getattr(_THREAD_STATE, "timer_context", None)
-    if context is None:
-        context = _THREAD_STATE.timer_context = contextvars.Context()
-    return context
-
-
-def _sleep_timer(delay: float) -> tuple[asyncio.Future[None], asyncio.TimerHandle]:
-    """What ``asyncio.sleep(delay)`` builds, minus its coroutine and its copy of the context.
-
-    Await the future; cancel the timer afterwards (also when the wait is cancelled).
-
-    :param delay: seconds.
-    """
-    loop = asyncio.get_running_loop()
-    wakeup: asyncio.Future[None] = loop.create_future()
-    return wakeup, loop.call_later(delay, _wake, wakeup, context=_timer_context())
+def _transient(error: BaseException) -> bool:
+    """A poll failure worth asking again after (the connection lookup timing out included)."""
+    if isinstance(error, TimeoutError):
+        return True
+    return isinstance(error, SeedanceError) and is_retryable(error, idempotent=True)
 
 
 class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
@@ -234,6 +215,8 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         self.owns_job = bool(owns_job)
         # Validates the poll settings here, in the worker, rather than later in the triggerer.
         self.schedule = _shared_schedule(self.poll_interval, self.max_poll_interval)
+        self._last: tuple[Any, ...] | None = None  # _snapshot() of the last status seen while waiting
+        self._unknown_seen: tuple[str, ...] = ()  # undocumented statuses already logged
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and JSON-simple kwargs (no secret) to re-create this trigger anywhere."""
@@ -250,14 +233,12 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
             },
         )
 
-    def _hook(self, *, polling: bool) -> SeedanceHook:
+    def _cancel_hook(self) -> SeedanceHook:
         # Imported here: the hook module pulls in the HTTP clients, which a DAG parse does not need.
         from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
-        # Polls are not retried inside the hook: the poll loop *is* the retry loop (its schedule, the
-        # server's Retry-After and the deadline decide when to ask again). A cancel keeps the hook's
-        # retries, bounded by CANCEL_BUDGET, because it must get through.
-        return SeedanceHook(seedance_conn_id=self.seedance_conn_id, max_retries=0 if polling else None)
+        # A cancel keeps the hook's retries, bounded by CANCEL_BUDGET, because it must get through.
+        return SeedanceHook(seedance_conn_id=self.seedance_conn_id)
 
     def _event(self, kind: str, result: JobResult | None, message: str) -> TriggerEvent:
         if result is not None and result.output_url:
@@ -268,62 +249,59 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         return TriggerEvent(JobEvent(kind, self.request_id, result, redact_text(message)).to_payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the job is terminal or the deadline passes; yield exactly one event."""
-        hook = self._hook(polling=True)
-        try:
-            # The loop is here, not in a helper coroutine: one object less per sleeping wait.
-            last: tuple[Any, ...] | None = None  # _snapshot() of the last status seen
-            unknown_seen: tuple[str, ...] = ()
-            while True:
-                retry_after: float | None = None
-                try:
-                    # The hook bounds the call (lookup and request) by what is left before the deadline.
-                    result = await hook.aget_job(self.request_id, timeout=self._call_budget())
-                except (SeedanceError, AirflowNotFoundException) as exc:
-                    if isinstance(exc, SeedanceError) and is_retryable(exc, idempotent=True):
-                        retry_after = getattr(exc, "retry_after", None)
-                        self.log.warning("Seedance generation %s: status check failed (%s); will retry",
-                                         self.request_id, exc)
-                    else:
-                        event = self._event(
-                            EVENT_ERROR, _restore(last),
-                            f"Waiting for Seedance generation {self.request_id} failed permanently: "
-                            f"{type(exc).__name__}: {exc}",
-                        )
-                        break
-                except TimeoutError:
-                    self.log.warning("Seedance generation %s: status check timed out; will retry", self.request_id)
-                else:
-                    if result.status.is_terminal:
-                        event = self._event(EVENT_COMPLETED, result, _describe(result))
-                        break
-                    last = _snapshot(result)
-                    if result.status is JobStatus.UNKNOWN and (result.raw_status or "") not in unknown_seen:
-                        # An undocumented status is logged once and waited through, never taken for success.
-                        unknown_seen += (result.raw_status or "",)
-                        self.log.warning("Seedance generation %s reports undocumented status %r; still waiting",
-                                         self.request_id, result.raw_status)
-                    else:
-                        self.log.debug("Seedance generation %s is %s", self.request_id, result.status.value)
-                    del result  # not kept while sleeping: ``last`` holds what the events need
-
-                now = time.time()
-                if self.deadline is not None and now >= self.deadline:
-                    event = await self._on_deadline(_restore(last))
-                    break
-                remaining = None if self.deadline is None else self.deadline - now
-                delay = self.schedule.next_delay(now - self.started_at, remaining=remaining, retry_after=retry_after)
-                wakeup, timer = _sleep_timer(delay)
-                try:
-                    await wakeup
-                finally:
-                    timer.cancel()
-        finally:
-            # Gives back this hook's reference to the loop's shared session (others keep theirs).
-            await hook.aclose()
+        """Wait (polling through the loop's shared status poller) until the job is terminal or the deadline
+        passes; yield exactly one event."""
+        result, error = await StatusPoller.shared(self.seedance_conn_id).watch(self)
+        if result is not None and result.status.is_terminal:
+            event = self._event(EVENT_COMPLETED, result, _describe(result))
+        elif error is not None and not _transient(error):
+            event = self._event(
+                EVENT_ERROR, _restore(self._last),
+                f"Waiting for Seedance generation {self.request_id} failed permanently: "
+                f"{type(error).__name__}: {error}",
+            )
+        else:
+            event = await self._on_deadline(_restore(self._last))
         yield event
 
-    def _call_budget(self) -> float | None:
+    def after_poll(self, result: JobResult | None, error: BaseException | None) -> float | None:
+        """What a status answer means: seconds until the next poll, or None when the wait is over.
+
+        Called by the status poller after each poll, in this trigger's context (its log lines go to this
+        task's log). Over means: the job is terminal, the poll failed for good, or the deadline passed.
+
+        :param result: the answer, or None when the poll failed.
+        :param error: why the poll failed, or None.
+        """
+        retry_after: float | None = None
+        if error is not None:
+            if not _transient(error):
+                return None
+            retry_after = getattr(error, "retry_after", None)
+            if isinstance(error, TimeoutError):
+                self.log.warning("Seedance generation %s: status check timed out; will retry", self.request_id)
+            else:
+                self.log.warning("Seedance generation %s: status check failed (%s); will retry",
+                                 self.request_id, error)
+        elif result is not None:
+            if result.status.is_terminal:
+                return None
+            self._last = _snapshot(result)
+            if result.status is JobStatus.UNKNOWN and (result.raw_status or "") not in self._unknown_seen:
+                # An undocumented status is logged once and waited through, never taken for success.
+                self._unknown_seen += (result.raw_status or "",)
+                self.log.warning("Seedance generation %s reports undocumented status %r; still waiting",
+                                 self.request_id, result.raw_status)
+            else:
+                self.log.debug("Seedance generation %s is %s", self.request_id, result.status.value)
+        now = time.time()
+        if self.deadline is not None and now >= self.deadline:
+            return None
+        remaining = None if self.deadline is None else self.deadline - now
+        return self.schedule.next_delay(now - self.started_at, remaining=remaining, retry_after=retry_after)
+
+    def poll_budget(self) -> float | None:
+        """Seconds the next poll may take: what is left before the deadline, but at least MIN_CALL_BUDGET."""
         if self.deadline is None:
             return None
         return max(MIN_CALL_BUDGET, self.deadline - time.time())
@@ -333,7 +311,7 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         text = f"Seedance generation {self.request_id} did not finish before its deadline {when}"
         if not self.owns_job:
             return self._event(EVENT_TIMEOUT, last, text + " (not cancelled: this wait does not own the job)")
-        canceller = self._hook(polling=False)
+        canceller = self._cancel_hook()
         try:
             return await self._cancel_at_deadline(canceller, last, text)
         finally:
@@ -366,7 +344,7 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         """
         if not self.owns_job:
             return
-        hook = self._hook(polling=False)
+        hook = self._cancel_hook()
         try:
             result = await asyncio.wait_for(hook.acancel_job(self.request_id), timeout=CANCEL_BUDGET)
         except SeedanceConflictError:

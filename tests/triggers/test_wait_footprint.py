@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import GenerationRequest, JobResult, JobStatus
+from airflow_provider_seedance.triggers._status_poller import StatusPoller
 from airflow_provider_seedance.triggers.seedance import JobEvent, SeedanceJobTrigger, _restore, _snapshot
 
 if TYPE_CHECKING:
@@ -38,14 +39,14 @@ async def _until(predicate: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def _sleeping_waits() -> int:
-    """Live timers due in 10 s or more: the sleeps between polls (30 s, less at most 10% jitter)."""
+def _sleeping_timers() -> int:
+    """Live timers due in 10 s or more: what waits between polls (30 s apart) hold."""
     loop = asyncio.get_running_loop()
     soon = loop.time() + 10
     return sum(1 for handle in loop._scheduled if not handle.cancelled() and handle.when() > soon)  # type: ignore[attr-defined]
 
 
-async def test_sleeping_waits_hold_no_result_and_share_logger_and_schedule(emu: EmulatorHandle) -> None:
+async def test_sleeping_waits_share_one_timer_and_hold_no_result_logger_or_schedule(emu: EmulatorHandle) -> None:
     emu.admin.set_next_jobs(never_finishes=True)
     rid = _submit()
     gc.collect()
@@ -54,18 +55,23 @@ async def test_sleeping_waits_hold_no_result_and_share_logger_and_schedule(emu: 
     tasks = [asyncio.create_task(_drain(t)) for t in triggers]
     try:
         await _until(lambda: emu.admin.stats()["gets"] >= WAITS)
-        await _until(lambda: _sleeping_waits() == WAITS)  # every wait polled once and sleeps now
+        # Every wait polled once and sleeps now, all of them on the status poller's one timer.
+        await _until(lambda: StatusPoller.shared("seedance_default").polls >= WAITS)
+        await _until(lambda: _sleeping_timers() == 1)
+        await asyncio.sleep(0.2)
+        assert _sleeping_timers() == 1
         gc.collect()
-        kept = [o for o in gc.get_objects() if id(o) not in before and isinstance(o, JobResult)]
-        assert kept == []
+        new = [o for o in gc.get_objects() if id(o) not in before]
+        assert [o for o in new if isinstance(o, JobResult)] == []
+        assert len([o for o in new if isinstance(o, SeedanceHook)]) == 1  # the poller's, shared by all waits
         assert len({id(t.log) for t in triggers}) == 1
         assert len({id(t.schedule) for t in triggers}) == 1
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    # A cancelled wait (triggerer shutdown, trigger removed) leaves no timer behind.
-    assert _sleeping_waits() == 0
+    # Cancelled waits (triggerer shutdown, triggers removed) leave no timer behind.
+    await _until(lambda: _sleeping_timers() == 0)
 
 
 async def test_timeout_event_still_carries_the_last_status_seen(emu: EmulatorHandle) -> None:
