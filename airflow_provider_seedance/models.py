@@ -331,7 +331,7 @@ class JobStatus(str, Enum):
     @property
     def is_terminal(self) -> bool:
         """True for succeeded, failed and cancelled."""
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in _TERMINAL
 
     @classmethod
     def parse(cls, raw: Any) -> JobStatus:
@@ -341,14 +341,13 @@ class JobStatus(str, Enum):
         """
         if not isinstance(raw, str):
             return cls.UNKNOWN
-        text = raw.strip().lower()
-        if text == "canceled":  # US spelling: same meaning, seen in many APIs
-            return cls.CANCELLED
-        try:
-            status = cls(text)
-        except ValueError:
-            return cls.UNKNOWN
-        return status
+        # A dict lookup: this runs on every status poll of every waiting trigger.
+        return _STATUS_BY_TEXT.get(raw.strip().lower(), cls.UNKNOWN)
+
+
+_TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+# "canceled": the US spelling, same meaning, seen in many APIs.
+_STATUS_BY_TEXT = {**{status.value: status for status in JobStatus}, "canceled": JobStatus.CANCELLED}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import functools
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = ["ConnectFailed", "Headers", "KeepAlivePool", "Response", "ResponseError", "ssl_context"]
@@ -84,20 +85,26 @@ def ssl_context(verify: bool) -> ssl.SSLContext:
 
 def _parse_head(head: bytes) -> tuple[int, Headers, bool]:
     """Status, headers and whether the connection may be kept, from a header block (without the blank line)."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
+    status_line, _, rest = head.decode("latin-1").partition("\r\n")
+    parts = status_line.split(" ", 2)
     if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") or len(parts[1]) != 3 or not parts[1].isdigit():
-        raise ResponseError(f"malformed status line {lines[0][:80]!r}")
+        raise ResponseError(f"malformed status line {status_line[:80]!r}")
     headers = Headers()
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise ResponseError(f"malformed header line {line[:80]!r}")
-        key = name.lower()
-        value = value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    connection = (headers.get("connection") or "").lower()
-    keep = "keep-alive" in connection if parts[0] == "HTTP/1.0" else "close" not in connection
+    if rest:
+        for line in rest.split("\r\n"):
+            name, sep, value = line.partition(":")
+            # No space may come before the colon or start a line (obsolete line folding): both are refused.
+            if not sep or not name or name[-1] in " \t" or name[0] in " \t":
+                raise ResponseError(f"malformed header line {line[:80]!r}")
+            key = name.lower()
+            value = value.strip()
+            previous = dict.get(headers, key)
+            dict.__setitem__(headers, key, value if previous is None else f"{previous}, {value}")
+    connection = dict.get(headers, "connection")
+    if parts[0] == "HTTP/1.0":
+        keep = connection is not None and "keep-alive" in connection.lower()
+    else:
+        keep = connection is None or "close" not in connection.lower()
     return int(parts[1]), headers, keep
 
 
@@ -151,17 +158,21 @@ def _dechunk(data: bytearray, start: int) -> tuple[bytes, int] | None:
             raise ResponseError(f"response body exceeds the {MAX_BODY_BYTES}-byte limit")
 
 
+#: Called once with the response or the failure of one exchange.
+Callback = Callable[[Response | None, BaseException | None], None]
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection carrying one request at a time."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
         self.received = False  # any byte of the current response
         self._buffer = bytearray()
-        self._waiter: asyncio.Future[Response] | None = None
+        self._done: Callback | None = None  # set while a request waits for its response
         self._head: tuple[int, Headers, bool, int | str, int] | None = None  # status, headers, keep, framing, start
         self.keep = False
         self.discarded = False  # no longer counted in the pool's open connections
@@ -172,8 +183,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        waiter = self._waiter
-        if waiter is None or waiter.done():
+        if self._done is None:
             self.close()  # nothing was asked: an unsolicited byte makes the connection untrustworthy
             return
         self.received = True
@@ -181,46 +191,54 @@ class _Connection(asyncio.Protocol):
         try:
             response = self._parse(eof=False)
         except ResponseError as exc:
-            self._fail(exc)
+            self.close()
+            self._complete(None, exc)
             return
         if response is not None:
-            self._finish(response)
+            self._complete(response, None)
 
     def eof_received(self) -> bool | None:
         return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        waiter = self._waiter
-        if waiter is None or waiter.done():
+        if self._done is None:
             return
         try:
             response = self._parse(eof=True)
         except ResponseError as error:
-            waiter.set_exception(error)
+            self._complete(None, error)
             return
         if response is not None:
-            waiter.set_result(response)
+            self._complete(response, None)
             return
-        waiter.set_exception(
-            ConnectionResetError("the server closed the connection before the response was complete")
-            if exc is None else exc
-        )
+        self._complete(None, ConnectionResetError(
+            "the server closed the connection before the response was complete") if exc is None else exc)
 
     # -- one exchange ------------------------------------------------------------------------------------
 
-    def send(self, request: bytes) -> asyncio.Future[Response]:
-        """Write a request; the future resolves with its response.
+    def send(self, request: bytes, done: Callback | None = None) -> asyncio.Future[Response] | None:
+        """Write a request; its response goes to ``done``, or to the returned future when there is none.
 
         :param request: the whole request.
+        :param done: called once, from the event loop, with the response or the failure.
         """
         self._buffer.clear()
         self._head = None
         self.received = False
-        self._waiter = self._loop.create_future()
+        future: asyncio.Future[Response] | None = None
+        if done is None:
+            future = self.loop.create_future()
+            done = functools.partial(_settle, future)
+        self._done = done
         assert self.transport is not None
         self.transport.write(request)
-        return self._waiter
+        return future
+
+    def _complete(self, response: Response | None, error: BaseException | None) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done(response, error)
 
     def _parse(self, *, eof: bool) -> Response | None:
         buffer = self._buffer
@@ -263,26 +281,40 @@ class _Connection(asyncio.Protocol):
         self.keep = keep and end == len(buffer)
         return Response(status, headers, body)
 
-    def _finish(self, response: Response) -> None:
-        assert self._waiter is not None
-        self._waiter.set_result(response)
-
-    def _fail(self, exc: BaseException) -> None:
-        assert self._waiter is not None
-        self._waiter.set_exception(exc)
-        self.close()
-
     def expire(self) -> None:
         """Fail the request in flight with ``TimeoutError`` (the pool then closes the connection)."""
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(TimeoutError("no complete response in time"))
+        if self._done is not None:
+            self.close()
+            self._complete(None, TimeoutError("no complete response in time"))
+
+    def abandon(self) -> None:
+        """Forget the request in flight (its caller gave up) and close the connection."""
+        self._done = None
+        self.close()
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _report(done: Callback, task: asyncio.Task[Response]) -> None:
+    if task.cancelled():
+        done(None, TimeoutError("the retried request was cancelled"))
+    elif task.exception() is not None:
+        done(None, task.exception())
+    else:
+        done(task.result(), None)
+
+
+def _settle(future: asyncio.Future[Response], response: Response | None, error: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(response)  # type: ignore[arg-type]
 
 
 class KeepAlivePool:
@@ -325,10 +357,8 @@ class KeepAlivePool:
         for attempt in (1, 2):
             connection, reused = await self._acquire(loop, deadline)
             waiter = connection.send(request)
-            if deadline is not None:
-                self._inflight[connection] = deadline
-                if self._sweeper is None:
-                    self._sweeper = loop.call_at(min(deadline, loop.time() + SWEEP_SECONDS), self._sweep, loop)
+            assert waiter is not None
+            self._track(loop, connection, deadline)
             try:
                 response = await waiter
             except ConnectionError:
@@ -336,7 +366,7 @@ class KeepAlivePool:
                     continue
                 raise
             except BaseException:
-                connection.close()  # timed out or cancelled mid-exchange: the answer may still come
+                connection.abandon()  # timed out or cancelled mid-exchange: the answer may still come
                 raise
             finally:
                 self._inflight.pop(connection, None)
@@ -344,19 +374,66 @@ class KeepAlivePool:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def send_nowait(self, request: bytes, timeout: float | None, done: Callback) -> bool:
+        """Like :meth:`get`, without a task or a coroutine: on an idle kept-alive connection, now.
+
+        The triggerer's status poller starts its polls this way: no task to create, no coroutine frames, and
+        the answer is handled straight from the socket's read callback. Returns False (nothing sent) when no
+        idle connection is at hand; use :meth:`get` then.
+
+        :param request: request line and headers, ending with the blank line.
+        :param timeout: seconds for the exchange (None: no limit).
+        :param done: called once, from the event loop, with the response or the failure (the exceptions
+            :meth:`get` raises).
+        """
+        if self._waiters:  # requests queue for a connection already: no overtaking them
+            return False
+        connection = self._take_idle()
+        if connection is None:
+            return False
+        loop = connection.loop
+        deadline = None if timeout is None else loop.time() + timeout
+
+        def finish(response: Response | None, error: BaseException | None) -> None:
+            self._inflight.pop(connection, None)
+            self._release(connection)
+            if isinstance(error, ConnectionError) and not connection.received:
+                # The server dropped this kept-alive connection as the request went out: once more, anew.
+                retry = loop.create_task(self.get(request, None if deadline is None else deadline - loop.time()))
+                retry.add_done_callback(functools.partial(_report, done))
+                return
+            done(response, error)
+
+        connection.send(request, finish)
+        self._track(loop, connection, deadline)
+        return True
+
+    def _track(self, loop: asyncio.AbstractEventLoop, connection: _Connection, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        self._inflight[connection] = deadline
+        if self._sweeper is None:
+            self._sweeper = loop.call_at(min(deadline, loop.time() + SWEEP_SECONDS), self._sweep, loop)
+
+    def _take_idle(self) -> _Connection | None:
+        now = time.monotonic()
+        while self._idle:
+            connection = self._idle.pop()  # most recently used first: the likeliest to be still open
+            transport = connection.transport
+            if (not connection.closed and transport is not None and not transport.is_closing()
+                    and now - connection.idle_since < IDLE_SECONDS):
+                return connection
+            connection.close()
+            self._discard(connection)
+        return None
+
     async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> tuple[_Connection, bool]:
         while True:
             if self.closed:
                 raise ConnectFailed("the connection pool is closed")
-            now = time.monotonic()
-            while self._idle:
-                connection = self._idle.pop()  # most recently used first: the likeliest to be still open
-                transport = connection.transport
-                if (not connection.closed and transport is not None and not transport.is_closing()
-                        and now - connection.idle_since < IDLE_SECONDS):
-                    return connection, True
-                connection.close()
-                self._discard(connection)
+            idle = self._take_idle()
+            if idle is not None:
+                return idle, True
             if self.open_connections < self.limit:
                 break
             waiter: asyncio.Future[None] = loop.create_future()

@@ -469,6 +469,43 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
         return self._call("GET", _job_path(request_id), idempotent=True, request_id=request_id,
                           parse=self._parser(request_id))
 
+    def start_get_job(
+        self, request_id: str, timeout: float | None, done: Callable[[JobResult | None, BaseException | None], None]
+    ) -> bool:
+        """Start a status request without a task, when it can go out at once; False when it cannot.
+
+        For the triggerer's status poller, which makes thousands of these: once the connection has been read
+        and the keep-alive pool holds an idle connection, the request is written now and ``done`` is called
+        from the socket's read callback with the result or the error :meth:`aget_job` would raise. Otherwise
+        (first call, a proxy, no idle connection) nothing is sent and the caller uses :meth:`aget_job`.
+
+        :param request_id: the generation.
+        :param timeout: seconds for the request, when shorter than the connection's ``timeout``.
+        :param done: called once with ``(result, None)`` or ``(None, error)``.
+        """
+        settings, lease = self._settings, self._pool_lease
+        if (settings is None or lease is None or settings is not self._pool_settings or lease.session.closed
+                or lease.loop is not asyncio.get_running_loop()):
+            return False
+        path = _job_path(request_id)
+        request = b"GET " + self._target(settings, path) + b" HTTP/1.1\r\n" + self._get_request_head(settings)
+        limit = settings.timeout if timeout is None else min(settings.timeout, timeout)
+
+        def finish(response: Any, error: BaseException | None) -> None:
+            try:
+                if error is not None:
+                    raise transport_error_from_keepalive(error, f"GET {path}", settings.api_key) from error
+                body = interpret_response(response.status, response.headers,
+                                          response.body.decode("utf-8", errors="replace"),
+                                          request_id=request_id, secret=settings.api_key)
+                result = JobResult.from_api_json(body, request_id=request_id)
+            except Exception as exc:  # classified errors, and anything else: done must hear of every outcome
+                done(None, exc)
+            else:
+                done(result, None)
+
+        return cast("KeepAlivePool", lease.session).send_nowait(request, limit, finish)
+
     async def aget_job(self, request_id: str, *, timeout: float | None = None) -> JobResult:
         """Async :meth:`get_job`.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import heapq
 import itertools
 import sys
@@ -89,7 +90,10 @@ class StatusPoller:
 
     def __init__(self, seedance_conn_id: str) -> None:
         self.seedance_conn_id = seedance_conn_id
-        self._heap: list[tuple[float, int, _Wait]] = []
+        # (due, order) pairs plus order -> wait: a pair of numbers is not tracked by the garbage collector,
+        # so the one entry each poll leaves behind for a whole interval never fills the old generation.
+        self._heap: list[tuple[float, int]] = []
+        self._due: dict[int, _Wait] = {}
         self._order = itertools.count()  # ties in due time break by arrival, never by comparing waits
         self._waits = 0
         self._hook: SeedanceHook | None = None
@@ -139,7 +143,9 @@ class StatusPoller:
     def _schedule(self, wait: _Wait, delay: float) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time() + max(0.0, delay)
-        heapq.heappush(self._heap, (due - min(MAX_EARLY, delay * EARLY_FRACTION), next(self._order), wait))
+        order = next(self._order)
+        self._due[order] = wait
+        heapq.heappush(self._heap, (due - min(MAX_EARLY, delay * EARLY_FRACTION), order))
         if self._driver is None:
             # An empty context: the driver is nobody's; each poll runs in its own trigger's context.
             self._driver = contextvars.Context().run(loop.create_task, self._drive())
@@ -164,12 +170,12 @@ class StatusPoller:
                     continue
                 self._refresh_if_stale()
                 while self._heap and self._heap[0][0] <= now:
-                    wait = heapq.heappop(self._heap)[2]
+                    wait = self._due.pop(heapq.heappop(self._heap)[1])
                     if not wait.future.done():
-                        wait.task = _create_task_in(wait.context, loop, self._poll(wait))
+                        self._start(wait, loop)
         except BaseException as exc:
             # Nobody would poll for the waits left in the heap: hand them the failure instead of a silent hang.
-            for _, _, wait in self._heap:
+            for wait in self._due.values():
                 if wait.future.done():
                     continue
                 if isinstance(exc, Exception):
@@ -177,46 +183,71 @@ class StatusPoller:
                 else:  # cancelled (the loop is shutting down): so are the waits
                     wait.future.cancel()
             self._heap.clear()
+            self._due.clear()
             raise
         finally:
             self._driver = None
 
     # -- one poll ----------------------------------------------------------------------------------------
 
-    async def _poll(self, wait: _Wait) -> None:
-        watcher = wait.watcher
+    def _start(self, wait: _Wait, loop: asyncio.AbstractEventLoop) -> None:
         self.polls += 1
+        watcher = wait.watcher
+        hook, generation = self._shared_hook(), self._generation
+        # Most polls go out right here on an idle kept-alive connection, answered from the socket's read
+        # callback: no task, no coroutine. The first poll (connection lookup) and any poll that finds no
+        # idle connection run as a task instead.
+        if not hook.start_get_job(watcher.request_id, watcher.poll_budget(),
+                                  functools.partial(self._answered, wait, generation)):
+            wait.task = _create_task_in(wait.context, loop, self._poll(wait, generation))
+
+    def _answered(self, wait: _Wait, generation: int, result: JobResult | None, error: BaseException | None) -> None:
+        if isinstance(error, SeedanceAuthError) and self._read_again(generation):
+            wait.task = _create_task_in(wait.context, asyncio.get_running_loop(), self._poll(wait, self._generation))
+            return
+        wait.context.run(self._conclude, wait, result, error)
+
+    async def _poll(self, wait: _Wait, generation: int) -> None:
         try:
             try:
-                result: JobResult | None = await self._get(watcher)
+                result: JobResult | None = await self._get(wait.watcher, generation)
                 error: BaseException | None = None
             except _POLL_ERRORS as exc:
                 result, error = None, exc
-            if wait.future.done():
-                return
-            delay = watcher.after_poll(result, error)
-        except Exception as exc:  # a bug, not a poll failure: the trigger raises it rather than waits forever
-            if not wait.future.done():
-                wait.future.set_exception(exc)
-            return
         finally:
             wait.task = None
+        self._conclude(wait, result, error)
+
+    async def _get(self, watcher: Watcher, generation: int) -> JobResult:
+        try:
+            return await self._shared_hook().aget_job(watcher.request_id, timeout=watcher.poll_budget())
+        except SeedanceAuthError:
+            if not self._read_again(generation):
+                raise
+            return await self._shared_hook().aget_job(watcher.request_id, timeout=watcher.poll_budget())
+
+    def _read_again(self, generation: int) -> bool:
+        """After an auth failure with the settings of ``generation``: is asking again with newer ones worth it?"""
+        if generation != self._generation:
+            return True  # another poll re-read the connection meanwhile
+        if time.monotonic() - self._hook_born < 1.0:
+            return False  # the connection was only just read: the key is wrong, not stale
+        self._refresh()  # the key may have been rotated since the connection was read
+        return True
+
+    def _conclude(self, wait: _Wait, result: JobResult | None, error: BaseException | None) -> None:
+        """Runs in the waiting trigger's context: what ``after_poll`` logs goes to its task log."""
+        if wait.future.done():  # the wait was cancelled meanwhile
+            return
+        try:
+            delay = wait.watcher.after_poll(result, error)
+        except Exception as exc:  # a bug, not a poll failure: the trigger raises it rather than waits forever
+            wait.future.set_exception(exc)
+            return
         if delay is None:
             wait.future.set_result((result, error))
         else:
             self._schedule(wait, delay)
-
-    async def _get(self, watcher: Watcher) -> JobResult:
-        hook, generation = self._shared_hook(), self._generation
-        try:
-            return await hook.aget_job(watcher.request_id, timeout=watcher.poll_budget())
-        except SeedanceAuthError:
-            if generation == self._generation:
-                if time.monotonic() - self._hook_born < 1.0:
-                    raise  # the connection was only just read: the key is wrong, not stale
-                # The key may have been rotated since the connection was read: read it again.
-                self._refresh()
-            return await self._shared_hook().aget_job(watcher.request_id, timeout=watcher.poll_budget())
 
     # -- the shared hook ---------------------------------------------------------------------------------
 
@@ -250,6 +281,7 @@ class StatusPoller:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)  # the driver finds nothing left to poll and ends
         self._heap.clear()
+        self._due.clear()
         hook, self._hook = self._hook, None
         if hook is not None:
             await hook.aclose()
