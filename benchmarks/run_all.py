@@ -40,12 +40,11 @@ def _pool_size() -> int:
     return int(inspect.signature(aiohttp.TCPConnector.__init__).parameters["limit"].default)
 
 
-def run(quick: bool, sizes: list[int] | None, candidates: bool) -> dict[str, Any]:
+def run(quick: bool, sizes: list[int] | None) -> dict[str, Any]:
     """Run the suite; return the results document.
 
     :param quick: fewer and smaller runs.
     :param sizes: N values (default 100, 1,000 and, unless quick, 10,000).
-    :param candidates: also run our trigger with the proposed changes (``seedance+changes``).
     """
     import gc_pause
     import import_overhead
@@ -62,12 +61,12 @@ def run(quick: bool, sizes: list[int] | None, candidates: bool) -> dict[str, Any
     sizes = sizes or ([100, 1000] if quick else [100, 1000, 10_000])
     _log("full garbage-collection pause against waits in flight ...")
     gc_pauses = gc_pause.measure_gc_pauses((1000, 2500) if quick else (1000, 2500, 5000, 10_000))
-    # The no-HTTP floor runs once, at the largest N that is still quick; the proposed changes from N = 1,000
-    # (below that, per-trigger set-up dominates and CPU totals are a few tens of 10 ms clock ticks).
+    # The no-HTTP floor runs once, at the largest N that is still quick; the gc.freeze() variant at the
+    # largest N, where full collections are long enough to matter.
     floor_at = tuple(n for n in sizes if n <= 1000)[-1:]
-    candidate_at = tuple(n for n in sizes if n >= 1000) if candidates else ()
+    frozen_at = tuple(n for n in sizes if n >= 10_000)[-1:]
     scale = triggerer_scale.run_scale_suite(sizes, triggerer_scale.IMPLEMENTATIONS, floor_at=floor_at,
-                                            candidate_at=candidate_at, log=_log)
+                                            frozen_at=frozen_at, log=_log)
     return {
         "command": "make bench" + (" BENCH_ARGS=--quick" if quick else ""),
         "mode": "quick" if quick else "full",
@@ -111,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 100 and 1,000 only, fewer import samples")
     parser.add_argument("--n", type=int, action="append", help="override the N values (repeatable)")
-    parser.add_argument("--no-candidates", action="store_true",
-                        help="skip the 'proposed changes' column (candidate_changes.py)")
     parser.add_argument("--docs", type=Path, default=None, help="write the docs page here")
     parser.add_argument("--no-docs", action="store_true", help="do not write the docs page")
     parser.add_argument("--render", action="store_true", help="only re-render the docs page from results.json")
@@ -121,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         results = json.loads(RESULTS.read_text(encoding="utf-8"))
     else:
-        results = run(args.quick, args.n, candidates=not args.no_candidates)
+        results = run(args.quick, args.n)
         if not args.quick or args.docs:
             RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print_tables(results)

@@ -52,15 +52,16 @@ WATCHDOG_INTERVAL = 0.05
 #: The baseline's fixed interval: our cap, i.e. the same worst-case detection bound (see the docs page).
 BASELINE_INTERVAL = DEFAULT_MAX_POLL_INTERVAL
 IMPLEMENTATIONS = ("seedance", "http")
-#: Our trigger with the changes proposed in candidate_changes.py (the "after" of a before/after).
-CANDIDATE = "seedance+changes"
+#: Our trigger in a trigger process that calls ``gc.freeze()`` after start-up (a triggerer-side change, not
+#: the provider's): what the stall target would need from Airflow.
+FROZEN = "seedance+gc-freeze"
 #: Our schedule with no HTTP at all (schedule_only_trigger.py): the triggerer's floor cost per wake-up.
 FLOOR = "schedule-only"
 HTTP_CONN_ID = "http_seedance"
 #: What each trigger imports on its first run (kept out of the measured phase; see trigger_worker).
 PRELOAD = {
     "seedance": "airflow_provider_seedance.hooks.seedance",
-    CANDIDATE: "airflow_provider_seedance.hooks.seedance",
+    FROZEN: "airflow_provider_seedance.hooks.seedance",
     "http": "airflow.providers.http.hooks.http",
     FLOOR: "airflow_provider_seedance.polling",
 }
@@ -191,8 +192,8 @@ def run_scenario(emu: EmulatorHandle, impl: str, n: int, *, scale: float, seed: 
     """Run one implementation with N concurrent waits; return its figures.
 
     :param emu: a running (spawned) emulator.
-    :param impl: ``seedance`` (our trigger), ``http`` (the baseline) or ``seedance+changes`` (ours with
-        :mod:`candidate_changes` applied).
+    :param impl: ``seedance`` (our trigger), ``http`` (the baseline), ``seedance+gc-freeze`` (ours, the trigger
+        process calling ``gc.freeze()`` after start-up) or ``schedule-only`` (our schedule, no HTTP).
     :param n: concurrent waits.
     :param scale: time scale.
     :param seed: random seed of the plan.
@@ -219,7 +220,7 @@ def run_scenario(emu: EmulatorHandle, impl: str, n: int, *, scale: float, seed: 
         "timeout": (ARRIVAL_WINDOW + MAX_JOB_SECONDS + 3 * DEFAULT_MAX_POLL_INTERVAL) * scale + 60.0,
         "triggers": [_trigger_spec(impl, job, scale) for job in jobs],
         "preload": [PRELOAD[impl]],
-        "gc_freeze": gc_freeze,
+        "gc_freeze": gc_freeze or impl == FROZEN,
     }
     before = admin.stats()
     emu_cpu0 = _process_cpu(emu.process.pid) if emu.process is not None else math.nan
@@ -229,8 +230,6 @@ def run_scenario(emu: EmulatorHandle, impl: str, n: int, *, scale: float, seed: 
         env = _worker_env(emu, tmp)
         if not greenback:
             env["AIRFLOW_DISABLE_GREENBACK_PORTAL"] = "true"
-        if impl == CANDIDATE:
-            env["BENCH_WORKER_PRELOAD"] = "candidate_changes"
         load_before = os.getloadavg()[0]
         # BENCH_WORKER_WRAPPER, e.g. "py-spy record -o /tmp/profile.txt -f raw --": profile the trigger process.
         wrapper = os.environ.get("BENCH_WORKER_WRAPPER", "").split()
@@ -324,7 +323,7 @@ def _figures(impl: str, n: int, scale: float, jobs: list[PlannedJob], table: dic
 
 def run_scale_suite(sizes: list[int], impls: tuple[str, ...] = IMPLEMENTATIONS, *, scale: float | None = None,
                     seed: int = 7, greenback: bool = True, gc_freeze: bool = False,
-                    floor_at: tuple[int, ...] = (), candidate_at: tuple[int, ...] = (),
+                    floor_at: tuple[int, ...] = (), frozen_at: tuple[int, ...] = (),
                     log: Any = print) -> list[dict[str, Any]]:
     """Every (N, implementation) pair against ONE spawned emulator; results in run order.
 
@@ -335,13 +334,13 @@ def run_scale_suite(sizes: list[int], impls: tuple[str, ...] = IMPLEMENTATIONS, 
     :param greenback: as the triggerer (True) or without the greenback portal.
     :param gc_freeze: ``gc.freeze()`` in the trigger process after start-up.
     :param floor_at: N values at which :data:`FLOOR` (no HTTP) also runs.
-    :param candidate_at: N values at which :data:`CANDIDATE` (ours with the proposed changes) also runs.
+    :param frozen_at: N values at which :data:`FROZEN` (ours with ``gc.freeze()``) also runs.
     :param log: progress printer.
     """
     results = []
     with spawn_emulator(balance=10**9) as emu:
         for n in sizes:
-            extra = [i for i, at in ((CANDIDATE, candidate_at), (FLOOR, floor_at)) if n in at and i not in impls]
+            extra = [i for i, at in ((FROZEN, frozen_at), (FLOOR, floor_at)) if n in at and i not in impls]
             for impl in (*impls, *extra):
                 s = scale if scale is not None else default_scale(n)
                 log(f"triggerer scale: {impl:16s} N={n:<6d} scale={s} ...")
@@ -361,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, action="append", help="concurrent waits (repeatable; default 100)")
-    parser.add_argument("--impl", action="append", choices=[*IMPLEMENTATIONS, CANDIDATE, FLOOR],
+    parser.add_argument("--impl", action="append", choices=[*IMPLEMENTATIONS, FROZEN, FLOOR],
                         help="implementation (repeatable; default: seedance and http)")
     parser.add_argument("--scale", type=float, default=None, help="time scale (default: 0.1, 0.5 above N=2000)")
     parser.add_argument("--no-greenback", action="store_true", help="skip the triggerer's greenback portal")

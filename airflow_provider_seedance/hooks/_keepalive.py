@@ -25,9 +25,12 @@ __all__ = ["ConnectFailed", "Headers", "KeepAlivePool", "Response", "ResponseErr
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
-#: An idle connection older than this is not reused (servers commonly close theirs after 5-75 s; a request
-#: sent just as the server closes is retried once, but not reusing old ones avoids most of those races).
-IDLE_SECONDS = 15.0
+#: An idle connection older than this is not reused. Servers close idle connections after 5 s (Apache) to
+#: 60-75 s (load balancers, nginx), and a request sent just as they do is retried once; but a NAT or firewall
+#: may drop one silently (AWS NAT gateways after 350 s), which only a timeout would reveal. 30 s keeps the
+#: pool warm between polls (the poll cap is 60 s, and a triggerer's many waits reuse each connection often)
+#: and far from silent drops.
+IDLE_SECONDS = 30.0
 #: Request timeouts are enforced by one sweep of the requests in flight at this interval, not by a timer per
 #: request: a timer per poll costs heap operations that grow with the triggerer's thousands of sleeping
 #: waits. A timeout so fires up to this late.
