@@ -425,7 +425,8 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
 
     def _log_submit(self, request: GenerationRequest) -> None:
         if request.media_urls is not None and not request.media_urls:
-            self.log.info("Seedance: no media URLs: text-to-video")
+            # Debug: the operator says it at info level with what it means there (a template rendered empty).
+            self.log.debug("Seedance: no media URLs: text-to-video")
 
     def submit(self, request: GenerationRequest) -> JobResult:
         """Validate, then POST the generation. Never re-sends a POST that may have created a job.
