@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import ssl
 import time
 from collections import deque
@@ -35,6 +36,11 @@ IDLE_SECONDS = 30.0
 #: request: a timer per poll costs heap operations that grow with the triggerer's thousands of sleeping
 #: waits. A timeout so fires up to this late.
 SWEEP_SECONDS = 0.25
+
+
+_DIGITS = re.compile(r"[0-9]{1,15}")  # str.isdigit() accepts "²", and int() of 5,000 digits raises
+_STATUS = re.compile(r"[1-5][0-9][0-9]")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")
 
 
 class ConnectFailed(OSError):
@@ -90,7 +96,7 @@ def _parse_head(head: bytes) -> tuple[int, Headers, bool]:
     """Status, headers and whether the connection may be kept, from a header block (without the blank line)."""
     status_line, _, rest = head.decode("latin-1").partition("\r\n")
     parts = status_line.split(" ", 2)
-    if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") or len(parts[1]) != 3 or not parts[1].isdigit():
+    if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") or not _STATUS.fullmatch(parts[1]):
         raise ResponseError(f"malformed status line {status_line[:80]!r}")
     headers = Headers()
     if rest:
@@ -117,19 +123,20 @@ def _framing(status: int, headers: Headers) -> int | str:
         return 0
     coding = headers.get("transfer-encoding")
     if coding is not None:
+        if "content-length" in headers:
+            # RFC 9112 6.3: both at once is how requests get smuggled; refuse rather than pick one.
+            raise ResponseError("response has both Transfer-Encoding and Content-Length")
         if coding.lower().rsplit(",", 1)[-1].strip() != "chunked":
             return "close"
         return "chunked"
     length = headers.get("content-length")
     if length is None:
         return "close"
-    if length.isdigit():
-        size = int(length)
-    else:  # repeated headers arrive joined: "5, 5" is one length, "5, 6" is not
-        values = {v.strip() for v in length.split(",")}
-        if len(values) != 1 or not next(iter(values)).isdigit():
-            raise ResponseError(f"invalid Content-Length {length[:40]!r}")
-        size = int(values.pop())
+    values = {v.strip() for v in length.split(",")}  # repeated headers arrive joined: "5, 5" is one length
+    value = values.pop() if len(values) == 1 else ""
+    if not _DIGITS.fullmatch(value):
+        raise ResponseError(f"invalid Content-Length {length[:40]!r}")
+    size = int(value)
     if size > MAX_BODY_BYTES:
         raise ResponseError(f"response body of {size} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
     return size
@@ -142,12 +149,15 @@ def _dechunk(data: bytearray, start: int) -> tuple[bytes, int] | None:
     while True:
         eol = data.find(b"\r\n", pos)
         if eol < 0:
+            if len(data) - pos > 4096:  # a chunk-size line is a few bytes (extensions included)
+                raise ResponseError("chunk-size line too long")
             return None
-        size_text = bytes(data[pos:eol]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ResponseError(f"malformed chunk size {size_text[:20]!r}") from None
+        size_text = bytes(data[pos:eol]).split(b";", 1)[0].rstrip(b" \t")
+        if not _CHUNK_SIZE.fullmatch(size_text):  # int(x, 16) would also take "0x5", "-2" or "1_0"
+            raise ResponseError(f"malformed chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
+        if pos + size - start > MAX_BODY_BYTES:
+            raise ResponseError(f"response body exceeds the {MAX_BODY_BYTES}-byte limit")
         if size == 0:
             end = data.find(b"\r\n\r\n", eol)  # the blank line after the (optional) trailers
             return (b"".join(pieces), end + 4) if end >= 0 else None
@@ -193,9 +203,9 @@ class _Connection(asyncio.Protocol):
         self._buffer += data
         try:
             response = self._parse(eof=False)
-        except ResponseError as exc:
+        except Exception as exc:  # nothing may escape into asyncio: the request would hang to its timeout
             self.close()
-            self._complete(None, exc)
+            self._complete(None, _as_response_error(exc))
             return
         if response is not None:
             self._complete(response, None)
@@ -208,9 +218,9 @@ class _Connection(asyncio.Protocol):
         if self._done is None:
             return
         try:
-            response = self._parse(eof=True)
-        except ResponseError as error:
-            self._complete(None, error)
+            response = self._parse(eof=True, lost=exc)
+        except Exception as error:
+            self._complete(None, _as_response_error(error))
             return
         if response is not None:
             self._complete(response, None)
@@ -243,7 +253,7 @@ class _Connection(asyncio.Protocol):
         if done is not None:
             done(response, error)
 
-    def _parse(self, *, eof: bool) -> Response | None:
+    def _parse(self, *, eof: bool, lost: BaseException | None = None) -> Response | None:
         buffer = self._buffer
         while self._head is None:
             end = buffer.find(b"\r\n\r\n")
@@ -253,6 +263,8 @@ class _Connection(asyncio.Protocol):
                 if eof and buffer:
                     raise ResponseError("the server closed the connection inside the response headers")
                 return None
+            if end > MAX_HEAD_BYTES:
+                raise ResponseError(f"response header block exceeds {MAX_HEAD_BYTES} bytes")
             status, headers, keep = _parse_head(bytes(buffer[:end]))
             if 100 <= status < 200:  # interim (e.g. 103 Early Hints): the real answer follows
                 del buffer[:end + 4]
@@ -271,6 +283,8 @@ class _Connection(asyncio.Protocol):
                 raise ResponseError(f"response body exceeds the {MAX_BODY_BYTES}-byte limit")
             if not eof:
                 return None
+            if lost is not None:  # reset or TLS cut without close_notify: the body may be truncated
+                raise ResponseError(f"the connection failed before the body ended ({type(lost).__name__})")
             body, end, keep = bytes(buffer[start:]), len(buffer), False
         else:
             assert isinstance(framing, int)
@@ -300,6 +314,10 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _as_response_error(exc: Exception) -> ResponseError:
+    return exc if isinstance(exc, ResponseError) else ResponseError(f"unreadable answer ({type(exc).__name__}: {exc})")
 
 
 def _report(done: Callback, task: asyncio.Task[Response]) -> None:
@@ -338,6 +356,7 @@ class KeepAlivePool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._inflight: dict[_Connection, float] = {}  # -> deadline (loop time)
         self._sweeper: asyncio.TimerHandle | None = None
+        self._retries: set[asyncio.Task[Response]] = set()
         self.open_connections = 0
         self.connections_opened = 0  # diagnostics: proves reuse in tests and benchmarks
         self.closed = False
@@ -403,6 +422,8 @@ class KeepAlivePool:
             if isinstance(error, ConnectionError) and not connection.received:
                 # The server dropped this kept-alive connection as the request went out: once more, anew.
                 retry = loop.create_task(self.get(request, None if deadline is None else deadline - loop.time()))
+                self._retries.add(retry)  # asyncio keeps only weak references to tasks
+                retry.add_done_callback(self._retries.discard)
                 retry.add_done_callback(functools.partial(_report, done))
                 return
             done(response, error)
@@ -445,6 +466,10 @@ class KeepAlivePool:
                 await asyncio.wait_for(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
                 raise TimeoutError("no free connection in the pool in time") from None
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # this one was woken but leaves: pass the free slot on
+                raise
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
@@ -512,4 +537,7 @@ class KeepAlivePool:
         self.closed = True
         while self._idle:
             self._idle.pop().close()
+        for waiter in self._waiters:  # requests queued for a connection fail now, not at their timeout
+            if not waiter.done():
+                waiter.set_result(None)
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
@@ -122,6 +122,11 @@ def _environ_proxy(base_url: str) -> str | None:
     return select_proxy(base_url, get_environ_proxies(base_url))
 
 
+def _secrets_of(settings: ConnectionSettings) -> list[str]:
+    # The key, and a proxy URL's password (a client library's error message may quote it).
+    return [settings.api_key, *url_secrets(settings.proxy_mapping.values())]
+
+
 def _job_path(request_id: str, suffix: str = "") -> str:
     if not isinstance(request_id, str) or not request_id.strip():
         raise SeedanceValidationError("request_id", request_id, "a non-empty request id string")
@@ -172,11 +177,14 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
         self.retry_policy = _policy(retry_policy or _DEFAULT_POLICY, max_retries)
         self._settings: ConnectionSettings | None = None
         self._settings_loading: asyncio.Future[ConnectionSettings] | None = None
+        self._previous_settings: ConnectionSettings | None = None  # kept by refresh_connection
+        self._generation = 0  # bumped by refresh_connection
         self._session: requests.Session | None = None
         self._lease: SessionLease | None = None
         self._pool_lease: SessionLease | None = None
         self._pool_settings: ConnectionSettings | None = None  # what _pool_lease was taken for
         self._get_head: bytes | None = None  # request headers of a GET, built once (they hold the key)
+        self._get_head_for: ConnectionSettings | None = None  # the settings _get_head was built from
         self._catalogue = CatalogueCache(catalogue_ttl)
 
     def __repr__(self) -> str:
@@ -207,10 +215,23 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
 
     def _load(self, conn: Any) -> ConnectionSettings:
         settings = settings_from_connection(conn, self.seedance_conn_id, timeout=self.timeout)
-        mask_secret(settings.api_key)
-        # A proxy URL may carry a password; a client library's error message may quote it.
-        for secret in url_secrets(settings.proxy_mapping.values()):
+        for secret in _secrets_of(settings):
             mask_secret(secret)
+        return settings
+
+    async def _aload(self, conn: Any) -> ConnectionSettings:
+        settings = settings_from_connection(conn, self.seedance_conn_id, timeout=self.timeout)
+        amask: Callable[[str], Awaitable[None]] | None
+        try:
+            from airflow.sdk.log import amask_secret as amask  # recent Airflow (3.3 has it, 3.0 not)
+        except ImportError:
+            amask = None
+        for secret in _secrets_of(settings):
+            if amask is None:
+                mask_secret(secret)
+            else:
+                # Also reaches the supervisor from a task without a greenback portal (the shared lookup's).
+                await amask(secret)
         return settings
 
     def _get_settings(self) -> ConnectionSettings:
@@ -225,11 +246,23 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
         if loading is None or loading.get_loop() is not asyncio.get_running_loop():
             # One lookup at a time: a hook shared by many waits must not look the connection up once per wait.
             loading = self._settings_loading = asyncio.ensure_future(self._alookup())
+        generation = self._generation
         try:
-            settings = await asyncio.wait_for(asyncio.shield(loading), timeout)
-        except asyncio.TimeoutError:  # a distinct class before Python 3.11
-            raise TimeoutError(f"looking up connection {self.seedance_conn_id!r} timed out") from None
-        self._settings = settings
+            try:
+                settings = await asyncio.wait_for(asyncio.shield(loading), timeout)
+            except asyncio.TimeoutError:  # a distinct class before Python 3.11
+                raise TimeoutError(f"looking up connection {self.seedance_conn_id!r} timed out") from None
+        except Exception as exc:
+            previous = self._previous_settings
+            if previous is None:
+                raise
+            # A re-read (refresh_connection) that fails keeps what worked: a secrets backend's hiccup must
+            # not fail every wait of a triggerer. The next refresh tries again.
+            self.log.warning("Seedance: re-reading connection %r failed (%s: %s); keeping its previous settings",
+                             self.seedance_conn_id, type(exc).__name__, exc)
+            settings = previous
+        if generation == self._generation:  # not refreshed meanwhile
+            self._settings = settings
         return settings
 
     async def _alookup(self) -> ConnectionSettings:
@@ -241,17 +274,21 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
                 from asgiref.sync import sync_to_async
 
                 conn = await sync_to_async(self.get_connection)(self.seedance_conn_id)
-            return self._load(conn)
+            return await self._aload(conn)
         finally:
             self._settings_loading = None
 
     def refresh_connection(self) -> None:
         """Read the connection again on the next call (a rotated key, a changed host or timeout).
 
-        A long-lived hook (the triggerer's shared status poller) calls this now and then.
+        A long-lived hook (the triggerer's shared status poller) calls this now and then. Should the new
+        lookup fail, the async methods go on with the settings read before (with a warning).
         """
+        self._previous_settings = self._settings or self._previous_settings
         self._settings = None
-        self._get_head = None
+        self._settings_loading = None  # a lookup already under way may predate the change
+        self._generation += 1
+        self.close()  # the sync session's auth holds the old key
 
     @property
     def base_url(self) -> str:
@@ -313,14 +350,22 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
             return settings.proxy_url
         return _environ_proxy(settings.base_url)
 
-    @staticmethod
-    async def _leased(lease: SessionLease | None, key: tuple[Any, ...], factory: Callable[[], Any]) -> SessionLease:
+    async def _leased(self, attr: str, key: tuple[Any, ...], factory: Callable[[], Any]) -> SessionLease:
+        """This hook's lease in ``attr`` if it still fits ``key`` in this loop, else a new one."""
         loop = asyncio.get_running_loop()
+        lease: SessionLease | None = getattr(self, attr)
+        if lease is not None and lease.loop is loop and not lease.session.closed and lease.key == key:
+            return lease
+        setattr(self, attr, None)  # before any await: a concurrent caller must not give it back twice
         if lease is not None and lease.loop is loop:
-            if not lease.session.closed and lease.key == key:
-                return lease
             await release_session(lease)
-        return await acquire_session(key, factory)
+        new = await acquire_session(key, factory)
+        current: SessionLease | None = getattr(self, attr)
+        if current is not None:  # another task of this hook renewed it meanwhile: keep one reference
+            await release_session(new)
+            return current
+        setattr(self, attr, new)
+        return new
 
     async def _async_session(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
         def factory() -> aiohttp.ClientSession:
@@ -330,8 +375,8 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
                 trust_env=False,  # proxies are resolved like requests does; netrc must not replace the key
             )
 
-        self._lease = await self._leased(self._lease, settings.session_key(), factory)
-        return cast("aiohttp.ClientSession", self._lease.session)
+        lease = await self._leased("_lease", settings.session_key(), factory)
+        return cast("aiohttp.ClientSession", lease.session)
 
     async def _keepalive_pool(self, settings: ConnectionSettings) -> KeepAlivePool:
         parts = urlsplit(settings.base_url)
@@ -341,15 +386,18 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
             return KeepAlivePool(parts.hostname or "", parts.port or (443 if tls else 80), tls=tls,
                                  verify_ssl=settings.verify_ssl)
 
-        self._pool_lease = await self._leased(self._pool_lease, ("keepalive", *settings.session_key()), factory)
-        return cast("KeepAlivePool", self._pool_lease.session)
+        lease = await self._leased("_pool_lease", ("keepalive", *settings.session_key()), factory)
+        return cast("KeepAlivePool", lease.session)
 
     @staticmethod
     def _target(settings: ConnectionSettings, path: str) -> bytes:
-        return (urlsplit(settings.base_url).path + path).encode("ascii")
+        # The base URL's path goes on the request line: encoded as aiohttp would (a space or non-ASCII
+        # character there would otherwise break the line).
+        return (quote(urlsplit(settings.base_url).path, safe="/%:@!$&'()*+,;=~") + path).encode("ascii")
 
     def _get_request_head(self, settings: ConnectionSettings) -> bytes:
-        if self._get_head is None:
+        if self._get_head is None or self._get_head_for is not settings:
+            self._get_head_for = settings
             parts = urlsplit(settings.base_url)
             host = parts.netloc.rpartition("@")[2]
             if not host.isascii():

@@ -103,6 +103,7 @@ class StatusPoller:
         self._wakeup: asyncio.Future[None] | None = None
         self._wake_at = float("inf")
         self.polls = 0  # diagnostics
+        self.closed = False
 
     @classmethod
     def shared(cls, seedance_conn_id: str) -> StatusPoller:
@@ -171,8 +172,12 @@ class StatusPoller:
                 self._refresh_if_stale()
                 while self._heap and self._heap[0][0] <= now:
                     wait = self._due.pop(heapq.heappop(self._heap)[1])
-                    if not wait.future.done():
+                    if wait.future.done():
+                        continue
+                    try:
                         self._start(wait, loop)
+                    except Exception as exc:  # this wait's failure is nobody else's
+                        wait.context.run(self._conclude, wait, None, exc)
         except BaseException as exc:
             # Nobody would poll for the waits left in the heap: hand them the failure instead of a silent hang.
             for wait in self._due.values():
@@ -202,6 +207,8 @@ class StatusPoller:
             wait.task = _create_task_in(wait.context, loop, self._poll(wait, generation))
 
     def _answered(self, wait: _Wait, generation: int, result: JobResult | None, error: BaseException | None) -> None:
+        if wait.future.done() or self.closed:  # the wait was cancelled meanwhile
+            return
         if isinstance(error, SeedanceAuthError) and self._read_again(generation):
             wait.task = _create_task_in(wait.context, asyncio.get_running_loop(), self._poll(wait, self._generation))
             return
@@ -214,6 +221,10 @@ class StatusPoller:
                 error: BaseException | None = None
             except _POLL_ERRORS as exc:
                 result, error = None, exc
+            except Exception as exc:  # not a poll failure (a bug, a broken connection setting): the trigger raises
+                if not wait.future.done():
+                    wait.future.set_exception(exc)
+                return
         finally:
             wait.task = None
         self._conclude(wait, result, error)
@@ -252,6 +263,8 @@ class StatusPoller:
     # -- the shared hook ---------------------------------------------------------------------------------
 
     def _shared_hook(self) -> SeedanceHook:
+        if self.closed:
+            raise RuntimeError("the status poller is closed")  # a late poll must not build a hook nobody closes
         if self._hook is None:
             # Imported here: the hook module pulls in the HTTP clients, which a DAG parse does not need.
             from airflow_provider_seedance.hooks.seedance import SeedanceHook
@@ -273,6 +286,7 @@ class StatusPoller:
             self._generation += 1
 
     async def _close(self) -> None:
+        self.closed = True
         loop = asyncio.get_running_loop()
         with _LOCK:
             per_loop = _REGISTRY.get(loop)

@@ -45,7 +45,6 @@ from airflow_provider_seedance.polling import (
     DEFAULT_POLL_INTERVAL,
     PollSchedule,
 )
-from airflow_provider_seedance.triggers._status_poller import StatusPoller
 
 if TYPE_CHECKING:
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
@@ -206,7 +205,7 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         owns_job: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(request_id, str) or not request_id:
+        if not isinstance(request_id, str) or not request_id.strip():
             raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
         self.request_id = request_id
         self.seedance_conn_id = seedance_conn_id
@@ -253,6 +252,9 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (polling through the loop's shared status poller) until the job is terminal or the deadline
         passes; yield exactly one event."""
+        # Imported here, like the hook: a DAG parse imports this module but never waits.
+        from airflow_provider_seedance.triggers._status_poller import StatusPoller
+
         result, error = await StatusPoller.shared(self.seedance_conn_id).watch(self)
         if result is not None and result.status.is_terminal:
             event = self._event(EVENT_COMPLETED, result, _describe(result))

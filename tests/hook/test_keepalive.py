@@ -409,3 +409,47 @@ def test_any_split_of_a_valid_response_parses_to_the_same_body(message: tuple[by
         assert connection.keep is not needs_eof
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        ("HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"), "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", "invalid Content-Length"),
+        ("HTTP/1.1 2\u00b20 OK\r\n\r\n".encode("latin-1"), "malformed status line"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", "both"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n", "malformed chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n\r\n", "malformed chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffff\r\nabc", "exceeds"),
+    ],
+)
+async def test_ambiguous_or_hostile_framing_fails_at_once_not_at_the_timeout(
+    scripted: Callable[[Script], Awaitable[ScriptedServer]], answer: bytes, match: str,
+) -> None:
+    server = await scripted(answer_with(answer))
+    pool = KeepAlivePool("127.0.0.1", server.port, tls=False)
+    # A 30 s budget: failing only through the timeout would show as TimeoutError, not ResponseError.
+    with pytest.raises(ResponseError, match=match):
+        await pool.get(REQUEST, timeout=30)
+    assert pool.open_connections == 0
+    await pool.close()
+
+
+async def test_closing_the_pool_fails_requests_queued_for_a_connection(
+    scripted: Callable[[Script], Awaitable[ScriptedServer]],
+) -> None:
+    async def slow(number: int, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(1.0)
+        writer.write(reply())
+        return True
+
+    server = await scripted(slow)
+    pool = KeepAlivePool("127.0.0.1", server.port, tls=False, limit=1)
+    first = asyncio.create_task(pool.get(REQUEST, timeout=5))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(pool.get(REQUEST, timeout=30))
+    await asyncio.sleep(0.05)
+    await pool.close()
+    with pytest.raises(ConnectFailed, match="closed"):
+        await asyncio.wait_for(queued, 5)  # not after its 30 s budget
+    assert (await first).status == 200

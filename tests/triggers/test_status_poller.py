@@ -162,3 +162,54 @@ async def test_a_bug_in_after_poll_fails_the_trigger_instead_of_hanging(emu: Emu
     with pytest.raises(ZeroDivisionError, match="a bug"):
         await _run(Broken(rid, deadline=time.time() + 60))
     assert StatusPoller.shared("seedance_default")._waits == 0
+
+
+async def test_one_waits_failure_to_start_a_poll_is_its_own(emu: EmulatorHandle) -> None:
+    """A wait that cannot even start a poll gets an error event; the waits beside it are not touched."""
+    class Unpollable(SeedanceJobTrigger):
+        def poll_budget(self) -> float | None:
+            raise ValueError("no budget for this one")
+
+    emu.admin.configure(time_scale=0.002)
+    good_ids = [_submit() for _ in range(3)]
+    bad = _submit()
+    events = await asyncio.gather(
+        *(_run(SeedanceJobTrigger(rid, deadline=time.time() + 60, poll_interval=0.05, max_poll_interval=0.1))
+          for rid in good_ids),
+        _run(Unpollable(bad, deadline=time.time() + 60, poll_interval=0.05)),
+    )
+    assert [e.event for e in events] == ["completed", "completed", "completed", "error"]
+    assert "no budget for this one" in events[-1].message
+
+
+async def test_an_unexpected_failure_while_polling_fails_the_trigger_instead_of_hanging(
+    emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken_backend(self: SeedanceHook) -> Any:
+        raise RuntimeError("secrets backend unavailable")
+
+    monkeypatch.setattr(SeedanceHook, "_alookup", broken_backend)
+    with pytest.raises(RuntimeError, match="secrets backend unavailable"):
+        await asyncio.wait_for(_run(SeedanceJobTrigger("req_1", deadline=time.time() + 60)), 10)
+
+
+async def test_a_failed_re_read_keeps_the_previous_connection_settings(
+    emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, lookups: list[str],
+) -> None:
+    """The connection vanishing (or the secrets backend failing) at a periodic re-read fails no wait."""
+    monkeypatch.setattr(_status_poller, "CONNECTION_TTL", 0.2)
+    emu.admin.set_next_jobs(never_finishes=True)
+    rid = _submit()
+    task = asyncio.create_task(_run(SeedanceJobTrigger(rid, deadline=time.time() + 60, poll_interval=0.1,
+                                                       max_poll_interval=0.1)))
+    try:
+        await asyncio.sleep(0.5)
+        monkeypatch.delenv("AIRFLOW_CONN_SEEDANCE_DEFAULT")
+        gets = emu.admin.stats()["gets"]
+        await asyncio.sleep(1.0)
+        assert not task.done()  # no error event: polls went on with the settings read before
+        assert emu.admin.stats()["gets"] > gets
+        assert len(lookups) >= 3  # it did try to read the connection again
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
