@@ -57,7 +57,6 @@ from airflow_provider_seedance.operators._job_state import JobRecord, JobStateSt
 from airflow_provider_seedance.operators._lineage import lineage_of, with_lineage
 from airflow_provider_seedance.operators._wait import wait_in_worker
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, PollSchedule
-from airflow_provider_seedance.triggers.seedance import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent, SeedanceJobTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -433,6 +432,9 @@ class SeedanceGenerateOperator(BaseOperator):
 
     def _wait(self, context: Context, store: JobStateStore, record: JobRecord) -> Any:
         if self.deferrable:
+            # Imported here: the trigger module loads airflow.triggers.base, which a DAG parse does not need.
+            from airflow_provider_seedance.triggers.seedance import SeedanceJobTrigger
+
             self.defer(
                 trigger=SeedanceJobTrigger(
                     request_id=record.request_id,
@@ -467,6 +469,9 @@ class SeedanceGenerateOperator(BaseOperator):
         :param context: the task's context.
         :param event: the trigger's payload (see :class:`~airflow_provider_seedance.triggers.seedance.JobEvent`).
         """
+        # Imported here: the trigger module loads airflow.triggers.base, which a DAG parse does not need.
+        from airflow_provider_seedance.triggers.seedance import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent
+
         job_event = JobEvent.from_payload(event)
         store = self._job_store(context)
         record = store.load()

@@ -30,7 +30,6 @@ from airflow_provider_seedance.errors import SeedanceError, is_retryable
 from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
 from airflow_provider_seedance.models import JobResult, JobStatus
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL
-from airflow_provider_seedance.triggers.seedance import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent, SeedanceJobTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -136,6 +135,9 @@ class SeedanceJobSensor(BaseSensorOperator):
             raise
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
+        # Imported here: the trigger module loads airflow.triggers.base, which a DAG parse does not need.
+        from airflow_provider_seedance.triggers.seedance import SeedanceJobTrigger
+
         now = time.time()
         self.defer(
             trigger=SeedanceJobTrigger(
@@ -156,6 +158,9 @@ class SeedanceJobSensor(BaseSensorOperator):
         :param context: the task's context.
         :param event: the trigger's payload.
         """
+        # Imported here: the trigger module loads airflow.triggers.base, which a DAG parse does not need.
+        from airflow_provider_seedance.triggers.seedance import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent
+
         job_event = JobEvent.from_payload(event)
         if job_event.event == EVENT_COMPLETED and job_event.result is not None:
             return self._finish(context, job_event.result)
