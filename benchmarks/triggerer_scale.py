@@ -59,11 +59,13 @@ FROZEN = "seedance+gc-freeze"
 FLOOR = "schedule-only"
 HTTP_CONN_ID = "http_seedance"
 #: What each trigger imports on its first run (kept out of the measured phase; see trigger_worker).
-PRELOAD = {
-    "seedance": "airflow_provider_seedance.hooks.seedance",
-    FROZEN: "airflow_provider_seedance.hooks.seedance",
-    "http": "airflow.providers.http.hooks.http",
-    FLOOR: "airflow_provider_seedance.polling",
+_OURS = ("airflow_provider_seedance.hooks.seedance", "airflow_provider_seedance.triggers._status_poller",
+         "airflow.sdk.log")
+PRELOAD: dict[str, tuple[str, ...]] = {
+    "seedance": _OURS,
+    FROZEN: _OURS,
+    "http": ("airflow.providers.http.hooks.http",),
+    FLOOR: ("airflow_provider_seedance.polling",),
 }
 
 
@@ -219,7 +221,7 @@ def run_scenario(emu: EmulatorHandle, impl: str, n: int, *, scale: float, seed: 
         "watchdog_interval": WATCHDOG_INTERVAL,
         "timeout": (ARRIVAL_WINDOW + MAX_JOB_SECONDS + 3 * DEFAULT_MAX_POLL_INTERVAL) * scale + 60.0,
         "triggers": [_trigger_spec(impl, job, scale) for job in jobs],
-        "preload": [PRELOAD[impl]],
+        "preload": list(PRELOAD[impl]),
         "gc_freeze": gc_freeze or impl == FROZEN,
     }
     before = admin.stats()
