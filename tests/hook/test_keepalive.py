@@ -98,6 +98,16 @@ def answer_with(*pieces: bytes, keep: bool = True, pause: float = 0.0) -> Script
     return script
 
 
+def answer_after(delay: float) -> Script:
+    """A server that takes ``delay`` seconds to answer each request (the connection stays open)."""
+    async def script(number: int, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(delay)
+        writer.write(reply())
+        return True
+
+    return script
+
+
 async def test_many_requests_reuse_one_connection(scripted: Callable[[Script], Awaitable[ScriptedServer]]) -> None:
     server = await scripted(answer_with(reply()))
     pool = KeepAlivePool("127.0.0.1", server.port, tls=False)
@@ -258,12 +268,7 @@ async def test_timeout_closes_the_connection(scripted: Callable[[Script], Awaita
 
 
 async def test_cancelling_a_poll_closes_its_connection(scripted: Callable[[Script], Awaitable[ScriptedServer]]) -> None:
-    async def slow(number: int, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(0.5)
-        writer.write(reply())
-        return True
-
-    server = await scripted(slow)
+    server = await scripted(answer_after(0.5))
     pool = KeepAlivePool("127.0.0.1", server.port, tls=False)
     task = asyncio.create_task(pool.get(REQUEST, timeout=5))
     await asyncio.sleep(0.1)
@@ -291,12 +296,7 @@ async def test_concurrent_requests_never_exceed_the_limit(
 async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout(
     scripted: Callable[[Script], Awaitable[ScriptedServer]],
 ) -> None:
-    async def slow(number: int, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(1.0)
-        writer.write(reply())
-        return True
-
-    server = await scripted(slow)
+    server = await scripted(answer_after(1.0))
     pool = KeepAlivePool("127.0.0.1", server.port, tls=False, limit=1)
     first = asyncio.create_task(pool.get(REQUEST, timeout=5))
     await asyncio.sleep(0.05)
@@ -438,12 +438,7 @@ async def test_ambiguous_or_hostile_framing_fails_at_once_not_at_the_timeout(
 async def test_closing_the_pool_fails_requests_queued_for_a_connection(
     scripted: Callable[[Script], Awaitable[ScriptedServer]],
 ) -> None:
-    async def slow(number: int, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(1.0)
-        writer.write(reply())
-        return True
-
-    server = await scripted(slow)
+    server = await scripted(answer_after(1.0))
     pool = KeepAlivePool("127.0.0.1", server.port, tls=False, limit=1)
     first = asyncio.create_task(pool.get(REQUEST, timeout=5))
     await asyncio.sleep(0.05)
