@@ -408,17 +408,34 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
             ).encode("latin-1")
         return self._get_head
 
-    async def _aget_keepalive(self, settings: ConnectionSettings, path: str, timeout: float) -> tuple[int, Any, bytes]:
+    def _current_pool(self, settings: ConnectionSettings) -> KeepAlivePool | None:
+        """The leased pool, if it is this loop's and was taken for these settings (a re-read may name another
+        server)."""
         lease = self._pool_lease
         if (lease is None or lease.session.closed or lease.loop is not asyncio.get_running_loop()
-                or settings is not self._pool_settings):  # re-read settings may name another server
+                or settings is not self._pool_settings):
+            return None
+        return cast("KeepAlivePool", lease.session)
+
+    def _get_request(self, settings: ConnectionSettings, path: str) -> bytes:
+        return b"GET " + self._target(settings, path) + b" HTTP/1.1\r\n" + self._get_request_head(settings)
+
+    @staticmethod
+    def _limit(settings: ConnectionSettings, timeout: float | None) -> float:
+        return settings.timeout if timeout is None else min(settings.timeout, timeout)
+
+    @staticmethod
+    def _decode(settings: ConnectionSettings, status: int, headers: Any, raw: bytes, request_id: str | None) -> Any:
+        text = raw.decode("utf-8", errors="replace")
+        return interpret_response(status, headers, text, request_id=request_id, secret=settings.api_key)
+
+    async def _aget_keepalive(self, settings: ConnectionSettings, path: str, timeout: float) -> tuple[int, Any, bytes]:
+        pool = self._current_pool(settings)
+        if pool is None:
             pool = await self._keepalive_pool(settings)
             self._pool_settings = settings
-        else:
-            pool = lease.session
-        request = b"GET " + self._target(settings, path) + b" HTTP/1.1\r\n" + self._get_request_head(settings)
         try:
-            response = await pool.get(request, timeout)
+            response = await pool.get(self._get_request(settings, path), timeout)
         except (OSError, TimeoutError, ResponseError) as exc:  # ConnectFailed is an OSError
             raise transport_error_from_keepalive(exc, f"GET {path}", settings.api_key) from exc
         return response.status, response.headers, response.body
@@ -428,7 +445,7 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
         timeout: float | None = None,
     ) -> T:
         settings = self._settings or await self._aget_settings(timeout)
-        limit = settings.timeout if timeout is None else min(settings.timeout, timeout)
+        limit = self._limit(settings, timeout)
         what = f"{method} {path}"
         if method == "GET" and self._proxy_for_async(settings) is None:
             status, headers, raw = await self._aget_keepalive(settings, path, limit)
@@ -449,8 +466,7 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 raise transport_error_from_aiohttp(exc, what, settings.api_key) from exc
         self.log.debug("Seedance %s -> HTTP %s", what, status)
-        text = raw.decode("utf-8", errors="replace")
-        return parse(interpret_response(status, headers, text, request_id=request_id, secret=settings.api_key))
+        return parse(self._decode(settings, status, headers, raw, request_id))
 
     async def _acall(
         self, method: str, path: str, *, parse: Callable[[Any], T], idempotent: bool,
@@ -532,28 +548,23 @@ class SeedanceHook(ClassLoggerMixin, BaseHook):
         :param timeout: seconds for the request, when shorter than the connection's ``timeout``.
         :param done: called once with ``(result, None)`` or ``(None, error)``.
         """
-        settings, lease = self._settings, self._pool_lease
-        if (settings is None or lease is None or settings is not self._pool_settings or lease.session.closed
-                or lease.loop is not asyncio.get_running_loop()):
+        settings = self._settings
+        pool = None if settings is None else self._current_pool(settings)
+        if settings is None or pool is None:
             return False
-        path = _job_path(request_id)
-        request = b"GET " + self._target(settings, path) + b" HTTP/1.1\r\n" + self._get_request_head(settings)
-        limit = settings.timeout if timeout is None else min(settings.timeout, timeout)
+        path, parse = _job_path(request_id), self._parser(request_id)
 
         def finish(response: Any, error: BaseException | None) -> None:
             try:
                 if error is not None:
                     raise transport_error_from_keepalive(error, f"GET {path}", settings.api_key) from error
-                body = interpret_response(response.status, response.headers,
-                                          response.body.decode("utf-8", errors="replace"),
-                                          request_id=request_id, secret=settings.api_key)
-                result = JobResult.from_api_json(body, request_id=request_id)
+                result = parse(self._decode(settings, response.status, response.headers, response.body, request_id))
             except Exception as exc:  # classified errors, and anything else: done must hear of every outcome
                 done(None, exc)
             else:
                 done(result, None)
 
-        return cast("KeepAlivePool", lease.session).send_nowait(request, limit, finish)
+        return pool.send_nowait(self._get_request(settings, path), self._limit(settings, timeout), finish)
 
     async def aget_job(self, request_id: str, *, timeout: float | None = None) -> JobResult:
         """Async :meth:`get_job`.

@@ -23,6 +23,7 @@ from airflow_provider_seedance.hooks._keepalive import (
     MAX_BODY_BYTES,
     ConnectFailed,
     KeepAlivePool,
+    Response,
     ResponseError,
     _Connection,
 )
@@ -293,13 +294,21 @@ async def test_concurrent_requests_never_exceed_the_limit(
     await pool.close()
 
 
-async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout(
+async def _one_busy_connection(
     scripted: Callable[[Script], Awaitable[ScriptedServer]],
-) -> None:
+) -> tuple[ScriptedServer, KeepAlivePool, asyncio.Task[Response]]:
+    """A pool of one connection, busy for a second with a first request."""
     server = await scripted(answer_after(1.0))
     pool = KeepAlivePool("127.0.0.1", server.port, tls=False, limit=1)
     first = asyncio.create_task(pool.get(REQUEST, timeout=5))
     await asyncio.sleep(0.05)
+    return server, pool, first
+
+
+async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout(
+    scripted: Callable[[Script], Awaitable[ScriptedServer]],
+) -> None:
+    server, pool, first = await _one_busy_connection(scripted)
     with pytest.raises(TimeoutError, match="no free connection"):
         await pool.get(REQUEST, timeout=0.2)
     assert (await first).status == 200
@@ -438,10 +447,7 @@ async def test_ambiguous_or_hostile_framing_fails_at_once_not_at_the_timeout(
 async def test_closing_the_pool_fails_requests_queued_for_a_connection(
     scripted: Callable[[Script], Awaitable[ScriptedServer]],
 ) -> None:
-    server = await scripted(answer_after(1.0))
-    pool = KeepAlivePool("127.0.0.1", server.port, tls=False, limit=1)
-    first = asyncio.create_task(pool.get(REQUEST, timeout=5))
-    await asyncio.sleep(0.05)
+    _, pool, first = await _one_busy_connection(scripted)
     queued = asyncio.create_task(pool.get(REQUEST, timeout=30))
     await asyncio.sleep(0.05)
     await pool.close()

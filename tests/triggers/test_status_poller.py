@@ -4,9 +4,11 @@ context; a rotated key or changed connection picked up; failures reach the waiti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,6 +36,20 @@ async def _run(trigger: SeedanceJobTrigger, who: str = "nobody") -> JobEvent:
     events = [event.payload async for event in trigger.run()]
     assert len(events) == 1
     return JobEvent.from_payload(events[0])
+
+
+@contextlib.asynccontextmanager
+async def _waiting(emu: EmulatorHandle, interval: float) -> AsyncIterator[asyncio.Task[JobEvent]]:
+    """A trigger waiting for a job that never finishes, polling every ``interval`` s; cancelled on exit."""
+    emu.admin.set_next_jobs(never_finishes=True)
+    rid = _submit()
+    task = asyncio.create_task(_run(SeedanceJobTrigger(rid, deadline=time.time() + 60, poll_interval=interval,
+                                                       max_poll_interval=interval)))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.fixture
@@ -104,25 +120,20 @@ async def test_cancelling_one_wait_leaves_the_others_polling(emu: EmulatorHandle
 async def test_a_rotated_key_is_read_again_after_an_auth_failure(
     emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, lookups: list[str],
 ) -> None:
-    emu.admin.set_next_jobs(never_finishes=True)
-    rid = _submit()
-    task = asyncio.create_task(_run(SeedanceJobTrigger(rid, deadline=time.time() + 60, poll_interval=0.5,
-                                                       max_poll_interval=0.5)))
     try:
-        await asyncio.sleep(1.2)  # two polls with the old key
-        # The key is rotated: the server takes only the new one, the connection already holds it.
-        emu.admin.configure(api_keys=["sd2_rotated_key"])
-        monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DEFAULT",
-                           json.dumps({"conn_type": "seedance", "host": emu.base_url, "password": "sd2_rotated_key"}))
-        await asyncio.sleep(1.2)
-        assert not task.done()  # no permanent error: the poll after the 401 used the re-read key
-        statuses = [r["auth"] for r in emu.admin.requests(endpoint="status")]
-        assert statuses[-1] == "valid"
-        assert statuses.count("invalid") == 1
-        assert lookups == ["seedance_default", "seedance_default"]
+        async with _waiting(emu, 0.5) as task:
+            await asyncio.sleep(1.2)  # two polls with the old key
+            # The key is rotated: the server takes only the new one, the connection already holds it.
+            emu.admin.configure(api_keys=["sd2_rotated_key"])
+            monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DEFAULT", json.dumps(
+                {"conn_type": "seedance", "host": emu.base_url, "password": "sd2_rotated_key"}))
+            await asyncio.sleep(1.2)
+            assert not task.done()  # no permanent error: the poll after the 401 used the re-read key
+            statuses = [r["auth"] for r in emu.admin.requests(endpoint="status")]
+            assert statuses[-1] == "valid"
+            assert statuses.count("invalid") == 1
+            assert lookups == ["seedance_default", "seedance_default"]
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         emu.admin.configure(api_keys=[DEFAULT_API_KEY])
 
 
@@ -142,14 +153,8 @@ async def test_connection_settings_are_read_again_after_the_ttl(
     emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, lookups: list[str],
 ) -> None:
     monkeypatch.setattr(_status_poller, "CONNECTION_TTL", 0.3)
-    emu.admin.set_next_jobs(never_finishes=True)
-    rid = _submit()
-    task = asyncio.create_task(_run(SeedanceJobTrigger(rid, poll_interval=0.1, max_poll_interval=0.1)))
-    try:
+    async with _waiting(emu, 0.1):
         await asyncio.sleep(1.0)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert 2 <= len(lookups) <= 5
 
 
@@ -198,11 +203,7 @@ async def test_a_failed_re_read_keeps_the_previous_connection_settings(
 ) -> None:
     """The connection vanishing (or the secrets backend failing) at a periodic re-read fails no wait."""
     monkeypatch.setattr(_status_poller, "CONNECTION_TTL", 0.2)
-    emu.admin.set_next_jobs(never_finishes=True)
-    rid = _submit()
-    task = asyncio.create_task(_run(SeedanceJobTrigger(rid, deadline=time.time() + 60, poll_interval=0.1,
-                                                       max_poll_interval=0.1)))
-    try:
+    async with _waiting(emu, 0.1) as task:
         await asyncio.sleep(0.5)
         monkeypatch.delenv("AIRFLOW_CONN_SEEDANCE_DEFAULT")
         gets = emu.admin.stats()["gets"]
@@ -210,6 +211,3 @@ async def test_a_failed_re_read_keeps_the_previous_connection_settings(
         assert not task.done()  # no error event: polls went on with the settings read before
         assert emu.admin.stats()["gets"] > gets
         assert len(lookups) >= 3  # it did try to read the connection again
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
