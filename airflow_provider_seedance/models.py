@@ -118,11 +118,21 @@ def _coerce_media_urls(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _coerce_duration(value: Any) -> int | None:
+def _duration_allowed(model: Any) -> str:
+    """What ``duration`` may be, for a type error: the unit and the model's range (every built-in's when the
+    model is not built in), so ``'7s'`` is answered with what to write instead."""
+    spec = BUILTIN_MODELS.get(model) if isinstance(model, str) else None
+    if spec is not None and spec.durations:
+        return f"a whole number of seconds, for {spec.model_id}: {_describe_ints(spec.durations)}"
+    ranges = "; ".join(f"{m}: {_describe_ints(s.durations)}" for m, s in BUILTIN_MODELS.items() if s.durations)
+    return f"a whole number of seconds ({ranges}; other models: their catalogue entry)"
+
+
+def _coerce_duration(value: Any, model: Any = None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise _fail("duration", value, "an integer number of seconds")
+        raise _fail("duration", value, _duration_allowed(model))
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
@@ -133,7 +143,7 @@ def _coerce_duration(value: Any) -> int | None:
         # ASCII only: str.isdigit() accepts e.g. "²", which int() rejects.
         if digits.isascii() and digits.isdigit():
             return int(digits)
-    raise _fail("duration", value, "an integer number of seconds")
+    raise _fail("duration", value, _duration_allowed(model))
 
 
 def _coerce_metadata(value: Any) -> dict[str, Any] | None:
@@ -179,7 +189,7 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         # Normalize the loose shapes templates produce; rules are checked in validate().
         object.__setattr__(self, "media_urls", _coerce_media_urls(self.media_urls))
-        object.__setattr__(self, "duration", _coerce_duration(self.duration))
+        object.__setattr__(self, "duration", _coerce_duration(self.duration, self.model))
         object.__setattr__(self, "metadata", _coerce_metadata(self.metadata))
         for attr in ("aspect_ratio", "resolution", "webhook_url"):
             value = getattr(self, attr)
@@ -280,7 +290,7 @@ class GenerationRequest:
         if "mediaUrls" in body and not body["mediaUrls"]:
             raise _fail("media_urls", [], "1 to 5 URLs, or omit the field for text-to-video")
         if "duration" in body and (isinstance(body["duration"], bool) or not isinstance(body["duration"], int)):
-            raise _fail("duration", body["duration"], "an integer number of seconds")
+            raise _fail("duration", body["duration"], _duration_allowed(body.get("model")))
         if "metadata" in body and not isinstance(body["metadata"], dict):
             raise _fail("metadata", body["metadata"], "a JSON object")
         for attr in ("model", "aspect_ratio", "resolution", "webhook_url"):
@@ -397,6 +407,11 @@ class JobResult:
         rid = body.get("requestId", request_id)
         if not isinstance(rid, str) or not rid:
             raise SeedanceResponseError("response has no requestId", request_id=request_id)
+        if request_id is not None and rid != request_id:
+            # Another job's answer (a caching proxy, a server bug): its "succeeded" must never deliver its
+            # video as ours. A malformed answer, so a status check asks again.
+            raise SeedanceResponseError(f"the answer is about request {rid!r}, not the one asked for",
+                                        request_id=request_id)
         raw_status = body.get("status")
         output = body.get("output")
         output_url = output_type = None
