@@ -32,6 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", action="append", dest="api_keys", default=None, metavar="KEY",
                         help="accepted bearer key (repeatable; default sd2_test_emulator_key)")
     parser.add_argument("--balance", type=int, default=None, help="starting credits per key")
+    parser.add_argument("--max-concurrent-jobs", type=int, default=None, metavar="N",
+                        help="account limit: jobs per API key running at once (default 0 = no limit)")
+    parser.add_argument("--concurrency-mode", choices=("queue", "refuse"), default=None,
+                        help="past --max-concurrent-jobs: 'queue' (the job stays queued until a slot frees; "
+                             "default) or 'refuse' (429 with Retry-After, nothing charged)")
+    parser.add_argument("--requests-per-second", type=float, default=None, metavar="R",
+                        help="account limit: keyed requests per second per API key (429 with Retry-After past it)")
+    parser.add_argument("--retry-after-seconds", type=float, default=None, metavar="S",
+                        help="fixed Retry-After of the limits' 429s (default: computed, whole seconds)")
     parser.add_argument("--public-url", default=None, help="base URL put in output URLs (behind a proxy)")
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="inject a fault: JSON or key=value,... e.g. 'kind=http,status=429,times=3,"
@@ -46,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {}
-    for name in ("time_scale", "queued_seconds", "processing_seconds", "balance", "public_url"):
+    for name in ("time_scale", "queued_seconds", "processing_seconds", "balance", "public_url",
+                 "max_concurrent_jobs", "concurrency_mode", "requests_per_second", "retry_after_seconds"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
@@ -81,6 +91,9 @@ async def _serve(args: argparse.Namespace) -> None:
     print(f"Seedance emulator listening on {base_url}  (started in {time.perf_counter() - _STARTED:.3f} s)")
     print(f"  API key:  {key}   (test key; accepted keys: {len(config.api_keys)})")
     print(f"  OpenAPI:  {base_url}/openapi.json    admin: {base_url}/__emulator__/stats")
+    if config.max_concurrent_jobs or config.requests_per_second:
+        print(f"  Limits:   {config.max_concurrent_jobs or 'no'} concurrent jobs per key "
+              f"({config.concurrency_mode} past it), {config.requests_per_second or 'no'} requests/s per key")
     print("  Airflow connection:")
     print(f"    export AIRFLOW_CONN_SEEDANCE_DEFAULT='{connection_json(base_url, key)}'", flush=True)
 

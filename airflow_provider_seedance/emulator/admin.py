@@ -6,7 +6,6 @@ Admin calls are not counted, logged or seen as connections, so tests can assert 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -80,12 +79,14 @@ def add_admin_routes(app: web.Application, server: EmulatorServer) -> None:
         return entries
 
     async def jobs(request: web.Request) -> list[dict[str, Any]]:
-        now = time.monotonic()
+        now = server.advance()
         return [job.to_admin_json(now) for job in server.state.jobs]
 
     async def stats(request: web.Request) -> dict[str, Any]:
         state = server.state
         c = state.counters
+        now = server.advance()
+        lc = state.limits.counters
         return {
             "submits": c.submits, "gets": c.gets, "cancels": c.cancels, "models": c.models, "files": c.files,
             "requests": c.requests, "connections": len(state.connections),
@@ -94,6 +95,20 @@ def add_admin_routes(app: web.Application, server: EmulatorServer) -> None:
             "credits_charged": c.credits_charged, "credits_refunded": c.credits_refunded,
             "balances": state.balances_json(),
             "webhooks_delivered": c.webhooks_delivered, "webhooks_failed": c.webhooks_failed,
+            "limits": {
+                "max_concurrent_jobs": state.config.max_concurrent_jobs,
+                "concurrency_mode": state.config.concurrency_mode,
+                "requests_per_second": state.config.requests_per_second,
+                "running": state.limits.running(now),
+                "waiting_for_slot": state.limits.waiting(),
+                "peak_running": lc.peak_running,
+                "peak_waiting_for_slot": lc.peak_waiting,
+                "jobs_queued_for_slot": lc.jobs_queued_for_slot,
+                "slot_wait_seconds": round(lc.slot_wait_seconds, 3),
+                "sent_429": lc.sent_429,
+                "refused_concurrency": lc.refused_concurrency,
+                "refused_rate": lc.refused_rate,
+            },
         }
 
     async def faults_get(request: web.Request) -> list[dict[str, Any]]:

@@ -113,11 +113,15 @@ class Job:
     cancelled_at: float | None = None
     refunded: int = 0
     created_wall: float = field(default_factory=time.time)
+    #: Waiting for one of its key's concurrency slots (``queue`` mode): stays ``queued`` meanwhile.
+    waiting_for_slot: bool = False
+    #: Seconds it waited for a slot (already included in ``queued_for``).
+    slot_wait: float = 0.0
 
     @property
     def finishes_at(self) -> float | None:
-        """Monotonic time the job reaches its terminal state by itself; None if it never does."""
-        if self.behaviour is not None and self.behaviour.never_finishes:
+        """Monotonic time the job reaches its terminal state by itself; None if it never does (or not yet known)."""
+        if self.waiting_for_slot or (self.behaviour is not None and self.behaviour.never_finishes):
             return None
         return self.created + self.queued_for + self.processing_for
 
@@ -129,6 +133,8 @@ class Job:
         now = time.monotonic() if now is None else now
         if self.cancelled_at is not None and now >= self.cancelled_at:
             return CANCELLED
+        if self.waiting_for_slot:
+            return QUEUED
         elapsed = now - self.created
         if elapsed < self.queued_for:
             return QUEUED
@@ -217,6 +223,8 @@ class Job:
             "ageSeconds": round(now - self.created, 4),
             "queuedSeconds": self.queued_for,
             "processingSeconds": self.processing_for,
+            "waitingForSlot": self.waiting_for_slot,
+            "slotWaitSeconds": round(self.slot_wait, 4),
             "behaviour": self.behaviour.to_json() if self.behaviour is not None else None,
         }
 

@@ -55,15 +55,57 @@ class EmulatorServer:
         # Faults and behaviours given at start-up (CLI flags): re-armed by every reset.
         self.startup_faults: list[dict[str, Any]] = []
         self.startup_behaviours: list[dict[str, Any]] = []
+        # One timer while jobs wait for a concurrency slot: it hands the slot over when the holder ends,
+        # so a waiting job's webhook fires even when nobody polls.
+        self._slot_timer: asyncio.TimerHandle | None = None
 
     def reset(self) -> None:
         """Back to the start state, including the start-up faults and behaviours."""
         self.webhooks.cancel_all()
+        if self._slot_timer is not None:
+            self._slot_timer.cancel()
+            self._slot_timer = None
         self.state.reset()
         for fault in self.startup_faults:
             self.state.faults.add(FaultSpec.from_json(fault))
         for behaviour in self.startup_behaviours:
             self.state.jobs.push_behaviour(JobBehaviour.from_json(behaviour))
+
+    # -- account limits --------------------------------------------------------------------------
+
+    def advance(self, now: float | None = None) -> float:
+        """Hand freed concurrency slots to waiting jobs as of ``now``; return ``now``.
+
+        Runs before anything reads a job, so statuses are exact without a timer per job.
+
+        :param now: monotonic time (default: now).
+        """
+        now = time.monotonic() if now is None else now
+        limits = self.state.limits
+        limits.advance(now)
+        for job in limits.pop_granted():
+            if job.request.webhook_url is not None and job.cancelled_at is None:
+                self.webhooks.schedule(job)
+        self._arm_slot_timer()
+        return now
+
+    def _arm_slot_timer(self) -> None:
+        when = self.state.limits.next_slot_end()
+        timer = self._slot_timer
+        if timer is not None:
+            if when is not None and timer.when() == when + 0.001:
+                return  # already set for that moment
+            timer.cancel()
+            self._slot_timer = None
+        if when is None:
+            return
+        loop = asyncio.get_running_loop()
+        # loop.time() is time.monotonic() on every asyncio loop; a small margin lands after the end.
+        self._slot_timer = loop.call_at(when + 0.001, self.advance)
+
+    def _limit_reply(self, code: str, message: str, retry_after: float) -> Reply:
+        value = str(int(retry_after)) if float(retry_after).is_integer() else f"{retry_after:.3f}"
+        return 429, error_body(code, message, retryAfter=retry_after), {"Retry-After": value}
 
     # -- the common road -------------------------------------------------------------------------
 
@@ -103,9 +145,14 @@ class EmulatorServer:
             if not fault.process:
                 return await render_fault(request, fault, entry, None)
 
+        now = self.advance()
+        wait = state.limits.take_request(key_index, now) if needs_auth and key_index >= 0 else None
         if needs_auth and key_index < 0:
             message = "Missing API key" if auth == "missing" else "Invalid API key"
             reply: Reply = (401, error_body("unauthorized", message), {"WWW-Authenticate": "Bearer"})
+        elif wait is not None:
+            reply = self._limit_reply("rate_limited", "Too many requests for this API key "
+                                      f"(limit {state.config.requests_per_second:g} per second)", wait)
         else:
             reply = await handler(request, body, key_index)
         if fault is not None:
@@ -156,6 +203,12 @@ class EmulatorServer:
             gen.model, duration=gen.duration, resolution=gen.resolution,
             with_media=not gen.is_text_to_video, spec=spec,
         ) or 0
+        now = time.monotonic()
+        busy = state.limits.admit(key_index, now)
+        if busy is not None:
+            message = (f"Concurrency limit reached: {state.config.max_concurrent_jobs} generations already "
+                       "running for this API key")
+            return self._limit_reply("concurrency_limit", message, busy)
         key = state.config.api_keys[key_index]
         balance = state.balances.get(key, 0)
         if price > balance:
@@ -173,9 +226,11 @@ class EmulatorServer:
         job = Job(
             request_id=new_request_id(), request=gen, key_id=key_index, credits=price,
             base_url=config.public_url or f"{request.scheme}://{request.host}",
-            created=time.monotonic(), queued_for=queued, processing_for=processing, behaviour=behaviour,
+            created=now, queued_for=queued, processing_for=processing, behaviour=behaviour,
         )
         state.jobs.add(job)
+        state.limits.add_job(job, now)
+        self._arm_slot_timer()
         state.balances[key] = balance - price
         state.counters.credits_charged += price
         if gen.webhook_url is not None:
@@ -237,6 +292,8 @@ class EmulatorServer:
             self.state.counters.credits_refunded += refund
         job.refunded = refund
         job.cancelled_at = now
+        self.state.limits.cancelled(job, now)
+        self.advance(now)
         self.webhooks.job_cancelled(job)
         return 200, {"success": True, "requestId": job.request_id, "status": "cancelled",
                      "creditsRefunded": refund}, {}
@@ -277,6 +334,7 @@ class EmulatorServer:
             if fault.kind in ("http", "malformed", "close"):
                 return await render_fault(request, fault, entry, None)
         job = state.jobs.get(rid)
+        self.advance()
         if job is None or not name.endswith(".mp4") or not job.output_available():
             entry["status"] = 404
             return json_response(404, error_body("not_found", f"No output file {name!r}"))

@@ -11,6 +11,7 @@ from typing import Any
 from airflow_provider_seedance.catalogue import BUILTIN_MODELS, ModelSpec
 from airflow_provider_seedance.emulator.faults import FaultPlan
 from airflow_provider_seedance.emulator.jobs import JobTable
+from airflow_provider_seedance.emulator.limits import CONCURRENCY_MODES, AccountLimits
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_BALANCE", "EmulatorConfig", "EmulatorState", "mask_key"]
 
@@ -42,6 +43,13 @@ class EmulatorConfig:
     :param webhook_timeout: seconds allowed for one webhook delivery.
     :param public_url: base URL put in output URLs (default: the Host the client used).
     :param log_limit: request-log entries kept (oldest dropped first); counters are never dropped.
+    :param max_concurrent_jobs: jobs per API key running at once (0 = no limit); see
+        :mod:`~airflow_provider_seedance.emulator.limits`.
+    :param concurrency_mode: past that limit, ``queue`` (the job stays queued until a slot frees) or
+        ``refuse`` (the submit answers 429 with ``Retry-After``, nothing is charged).
+    :param requests_per_second: keyed requests per second per API key (0 = no limit); past it 429 with
+        ``Retry-After``.
+    :param retry_after_seconds: fixed ``Retry-After`` of the limits' 429s (None: computed, whole seconds).
     """
 
     time_scale: float = 1.0
@@ -54,9 +62,14 @@ class EmulatorConfig:
     webhook_timeout: float = 5.0
     public_url: str | None = None
     log_limit: int = 100_000
+    max_concurrent_jobs: int = 0
+    concurrency_mode: str = "queue"
+    requests_per_second: float = 0.0
+    retry_after_seconds: float | None = None
 
-    _NUMBERS = ("time_scale", "queued_seconds", "processing_seconds", "webhook_backoff", "webhook_timeout")
-    _INTS = ("balance", "webhook_attempts", "log_limit")
+    _NUMBERS = ("time_scale", "queued_seconds", "processing_seconds", "webhook_backoff", "webhook_timeout",
+                "requests_per_second")
+    _INTS = ("balance", "webhook_attempts", "log_limit", "max_concurrent_jobs")
 
     def updated(self, settings: Mapping[str, Any]) -> EmulatorConfig:
         """A copy with ``settings`` applied; ``ValueError`` names a bad or unknown setting.
@@ -86,6 +99,14 @@ class EmulatorConfig:
             if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) and k for k in keys):
                 raise ValueError("api_keys must be a list of non-empty strings")
             values["api_keys"] = tuple(keys)
+        if "concurrency_mode" in values and values["concurrency_mode"] not in CONCURRENCY_MODES:
+            raise ValueError(f"concurrency_mode must be one of {list(CONCURRENCY_MODES)}, "
+                             f"got {values['concurrency_mode']!r}")
+        if values.get("retry_after_seconds") is not None:
+            v = values["retry_after_seconds"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"retry_after_seconds must be a number >= 0 or null, got {v!r}")
+            values["retry_after_seconds"] = float(v)
         if values.get("public_url") is not None:
             values["public_url"] = str(values["public_url"]).rstrip("/")
         return dataclasses.replace(self, **values)
@@ -131,11 +152,18 @@ class EmulatorState:
     connections: set[Any] = field(default_factory=set)
     webhook_log: list[dict[str, Any]] = field(default_factory=list)
     catalogue: dict[str, ModelSpec] = field(default_factory=lambda: dict(BUILTIN_MODELS))
+    limits: AccountLimits = field(default_factory=AccountLimits)
 
     def __post_init__(self) -> None:
         self.config = self.initial
         self.log = deque(maxlen=self.initial.log_limit or None)
         self._reset_balances()
+        self._apply_limits()
+
+    def _apply_limits(self) -> None:
+        c = self.config
+        self.limits.reconfigure(c.max_concurrent_jobs, c.concurrency_mode, c.requests_per_second,
+                                c.retry_after_seconds)
 
     def _reset_balances(self) -> None:
         self.balances = {key: self.config.balance for key in self.config.api_keys}
@@ -151,6 +179,8 @@ class EmulatorState:
         self.webhook_log.clear()
         self.catalogue = dict(BUILTIN_MODELS)
         self._reset_balances()
+        self.limits.clear()
+        self._apply_limits()
 
     def configure(self, settings: Mapping[str, Any]) -> None:
         """Apply admin/CLI settings (validated first, so a bad one changes nothing).
@@ -175,6 +205,7 @@ class EmulatorState:
             self.balances = {k: self.balances.get(k, new.balance) for k in new.api_keys}
         for key, credits in (balances or {}).items():
             self.balances[str(key)] = credits
+        self._apply_limits()
 
     def key_index(self, key: str) -> int:
         """Position of an accepted key (how jobs and logs refer to keys), or -1.

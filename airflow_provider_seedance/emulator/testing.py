@@ -134,6 +134,27 @@ class EmulatorAdmin:
         """Current settings (keys masked)."""
         return self._call("GET", "/config")
 
+    def set_limits(
+        self,
+        max_concurrent_jobs: int = 0,
+        concurrency_mode: str = "queue",
+        requests_per_second: float = 0.0,
+        retry_after_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Set the account limits per API key (all of them: omitted ones go back to "no limit").
+
+        :param max_concurrent_jobs: jobs running at once per key (0 = no limit).
+        :param concurrency_mode: past it, ``queue`` (job stays queued) or ``refuse`` (429 + Retry-After).
+        :param requests_per_second: keyed requests per second per key (0 = no limit).
+        :param retry_after_seconds: fixed Retry-After of their 429s (None: computed, whole seconds).
+        """
+        return self.configure(max_concurrent_jobs=max_concurrent_jobs, concurrency_mode=concurrency_mode,
+                              requests_per_second=requests_per_second, retry_after_seconds=retry_after_seconds)
+
+    def limit_stats(self) -> dict[str, Any]:
+        """The limits' figures: running, waiting_for_slot, peaks, sent_429 (by concurrency and rate)."""
+        return dict(self.stats()["limits"])
+
     def webhooks(self) -> list[dict[str, Any]]:
         """Webhook delivery attempts: requestId, url, attempt, httpStatus/error, delivered."""
         return self._call("GET", "/webhooks")
@@ -265,6 +286,10 @@ def spawn_emulator(
     api_keys: Sequence[str] | None = None,
     balance: int | None = None,
     startup_timeout: float = 30.0,
+    max_concurrent_jobs: int | None = None,
+    concurrency_mode: str | None = None,
+    requests_per_second: float | None = None,
+    retry_after_seconds: float | None = None,
 ) -> Iterator[EmulatorHandle]:
     """Run the emulator in a subprocess (``python -m airflow_provider_seedance.emulator``).
 
@@ -274,9 +299,18 @@ def spawn_emulator(
     :param api_keys: accepted keys.
     :param balance: starting credits per key.
     :param startup_timeout: seconds to wait for it to listen.
+    :param max_concurrent_jobs: account limit: jobs per key running at once.
+    :param concurrency_mode: ``queue`` or ``refuse`` past that limit.
+    :param requests_per_second: account limit: keyed requests per second per key.
+    :param retry_after_seconds: fixed Retry-After of the limits' 429s.
     """
     cmd = [sys.executable, "-m", "airflow_provider_seedance.emulator", "--host", host, "--port", str(port),
            "--machine-readable"]
+    for flag, value in (("--max-concurrent-jobs", max_concurrent_jobs), ("--concurrency-mode", concurrency_mode),
+                        ("--requests-per-second", requests_per_second),
+                        ("--retry-after-seconds", retry_after_seconds)):
+        if value is not None:
+            cmd += [flag, str(value)]
     if time_scale is not None:
         cmd += ["--time-scale", str(time_scale)]
     for key in api_keys or ():
