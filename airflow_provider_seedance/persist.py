@@ -19,9 +19,15 @@
   partial video is never under the final name. On any failure the temp is deleted; if even that
   fails (e.g. credentials lost), a ``*.part`` object may remain: a lifecycle rule on ``*.part``
   removes such leftovers.
+- **Redirects checked hop by hop.** Redirects are followed by hand, at most :data:`MAX_REDIRECTS`, and
+  every hop must pass the rules of the first URL: https (http only for localhost/loopback, as for the
+  source URL), never from https down to http, and never to this machine's loopback unless the source URL
+  was on loopback itself. A signed CDN URL that answers ``302 Location: http://169.254.169.254/...`` (a
+  cloud metadata address) is refused before anything is fetched from there.
 - **No secrets in logs.** Signed URLs carry tokens in their query string: logs and error messages
-  show the URL without query string or user info, and the query values are registered with Airflow's
-  secrets masker.
+  show every URL through the provider's one redaction (:func:`airflow_provider_seedance._redact.redact_url`:
+  user info, secret query values and the fragment hidden), and those values are registered with
+  Airflow's secrets masker, for the source URL and every redirect hop.
 
 The same destination always gets the same content, so a retried task simply overwrites it.
 """
@@ -33,10 +39,11 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from airflow_provider_seedance._redact import redact_url, url_secrets
 from airflow_provider_seedance.errors import SeedanceError
 from airflow_provider_seedance.models import is_loopback_host
 
@@ -45,11 +52,11 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_TIMEOUT",
+    "MAX_REDIRECTS",
     "VIDEO_URI_XCOM_KEY",
     "SeedancePersistError",
     "annotate_video_outlets",
     "persist_video",
-    "redact_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +77,8 @@ DEFAULT_ALLOWED_CONTENT_TYPES: tuple[str, ...] = (
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 #: Seconds to connect, and to wait for each chunk (not for the whole file).
 DEFAULT_TIMEOUT = 60.0
+#: Redirects followed from the source URL to the video (a signed URL to its CDN edge needs one or two).
+MAX_REDIRECTS = 5
 
 # Never a video, even if a caller allows it by mistake: these are error/login pages.
 _NEVER_VIDEO = ("text/", "application/json", "application/xml", "application/xhtml", "application/problem")
@@ -81,7 +90,8 @@ class SeedancePersistError(SeedanceError):
 
     :param message: what went wrong (URLs in it are already redacted).
     :param reason: short machine-readable cause: ``invalid`` (an argument), ``url`` (the source URL),
-        ``http``, ``transport``, ``content_type``, ``too_large``, ``truncated`` or ``storage``.
+        ``redirect`` (a redirect hop refused, or too many), ``http``, ``transport``, ``content_type``,
+        ``too_large``, ``truncated`` or ``storage``.
     """
 
     def __init__(self, message: str, *, reason: str) -> None:
@@ -89,32 +99,16 @@ class SeedancePersistError(SeedanceError):
         super().__init__(message)
 
 
-def redact_url(url: str) -> str:
-    """The URL without user info, query string or fragment: safe to log.
-
-    :param url: any URL (possibly signed).
-    """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:
-        return "<unparseable URL>"
-    suffix = "?<redacted>" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
-
-
-def _mask_query(url: str) -> None:
+def _mask_url_secrets(url: str) -> None:
     # The masker then hides the tokens wherever they show up (e.g. an XCom rendered in a log line).
-    values = [v for _k, v in parse_qsl(urlsplit(url).query)] + [urlsplit(url).password or ""]
-    secret_values = [v for v in values if len(v) >= 8]
-    if not secret_values:
+    secrets = url_secrets(url)
+    if not secrets:
         return
     try:
         from airflow.providers.common.compat.sdk import mask_secret
     except ImportError:  # pragma: no cover - Airflow is always there in a task
         return
-    for value in secret_values:
+    for value in secrets:
         mask_secret(value)
 
 
@@ -150,6 +144,39 @@ def _check_source(source_url: Any) -> str:
             reason="url",
         )
     return url
+
+
+def check_redirect(location: str, current_url: str, source_url: str, hop: int) -> str:
+    """The absolute URL of redirect hop ``hop`` when the source URL's rules allow it; raise otherwise.
+
+    The rules of the source URL (https, or http on loopback), plus two that stop a redirect from reaching
+    what the source URL could not: no step down from https to http anywhere on the way, and a loopback
+    host only when the source URL and the redirecting URL are on loopback too (a remote server must not
+    send this worker to its own local services).
+
+    :param location: the ``Location`` header (may be relative).
+    :param current_url: the URL that answered with the redirect.
+    :param source_url: the URL the download started from (already checked).
+    :param hop: 1 for the first redirect.
+    :raises SeedancePersistError: ``reason="redirect"``, naming the hop and the redacted target.
+    """
+    target = urljoin(current_url, location)
+    shown = f"Redirect hop {hop} from {redact_url(current_url)} to {redact_url(target)}"
+    try:
+        parts = urlsplit(target)
+        host = parts.hostname
+        earlier = [urlsplit(source_url), urlsplit(current_url)]
+    except ValueError:
+        raise SeedancePersistError(f"{shown} refused: not a URL", reason="redirect") from None
+    if not host or parts.scheme not in ("https", "http"):
+        raise SeedancePersistError(f"{shown} refused: only https:// is followed", reason="redirect")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise SeedancePersistError(f"{shown} refused: plain http:// is followed only to localhost", reason="redirect")
+    if parts.scheme == "http" and any(p.scheme == "https" for p in earlier):
+        raise SeedancePersistError(f"{shown} refused: a step down from https to http", reason="redirect")
+    if is_loopback_host(host) and not all(is_loopback_host(p.hostname) for p in earlier):
+        raise SeedancePersistError(f"{shown} refused: a remote URL may not redirect to this machine", reason="redirect")
+    return target
 
 
 def _media_type(header: str | None) -> str:
@@ -254,7 +281,7 @@ def persist_video(
         raise SeedancePersistError(f"Invalid chunk_size: {chunk_size!r}. Allowed: a positive integer", reason="invalid")
     url = _check_source(source_url)
     shown_url = redact_url(url)
-    _mask_query(url)
+    _mask_url_secrets(url)
     target = _as_storage_path(destination, conn_id)
     fs = target.fs
     local = (target.protocol or "") in _LOCAL_PROTOCOLS
@@ -268,20 +295,9 @@ def persist_video(
     http = session or requests.Session()
     temp_created = False
     try:
-        try:
-            response = http.get(
-                url,
-                stream=True,
-                timeout=(timeout, timeout),
-                headers={"Accept": "video/*, application/octet-stream;q=0.5", "Accept-Encoding": "identity"},
-            )
-        except requests.RequestException as exc:
-            # `from None`: the original message contains the full (signed) URL.
-            raise SeedancePersistError(
-                f"Could not download {shown_url}: {type(exc).__name__}", reason="transport"
-            ) from None
+        response, shown_url = _get_following_redirects(http, url, timeout)
         with response:
-            if response.status_code >= 400:
+            if not 200 <= response.status_code < 300:
                 raise SeedancePersistError(
                     f"Downloading {shown_url} failed with HTTP {response.status_code}", reason="http"
                 )
@@ -316,6 +332,43 @@ def persist_video(
     uri = str(target)
     log.info("Stored %d bytes at %s", size, uri)
     return uri
+
+
+def _get_following_redirects(http: requests.Session, url: str, timeout: float) -> tuple[requests.Response, str]:
+    """GET ``url``, following at most :data:`MAX_REDIRECTS` redirects, each checked before it is requested.
+
+    :return: the final (streaming) response and its redacted URL.
+    """
+    current = url
+    for hop in range(MAX_REDIRECTS + 1):
+        shown = redact_url(current)
+        try:
+            # By hand: requests would follow any Location, to any scheme and host, up to 30 times.
+            response = http.get(
+                current,
+                stream=True,
+                timeout=(timeout, timeout),
+                allow_redirects=False,
+                headers={"Accept": "video/*, application/octet-stream;q=0.5", "Accept-Encoding": "identity"},
+            )
+        except requests.RequestException as exc:
+            # `from None`: the original message contains the full (signed) URL.
+            raise SeedancePersistError(
+                f"Could not download {shown}: {type(exc).__name__}", reason="transport"
+            ) from None
+        location = http.get_redirect_target(response)
+        if location is None:
+            return response, shown
+        response.close()  # a redirect's body is never read
+        if hop == MAX_REDIRECTS:
+            raise SeedancePersistError(
+                f"Redirect hop {hop + 1} from {shown}: more than {MAX_REDIRECTS} redirects, not followed",
+                reason="redirect",
+            )
+        target = check_redirect(location, current, url, hop + 1)
+        _mask_url_secrets(target)
+        current = target
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _content_length(response: requests.Response) -> int | None:
