@@ -25,6 +25,19 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Set false only for a test endpoint with a self-signed certificate.",
         "schema": {"type": ["boolean", "null"], "default": True},
     },
+    "ca_bundle": {
+        "label": "CA bundle (path)",
+        "description": (
+            "PEM file of the certificate authorities to trust (a corporate CA). Used by workers and triggerers "
+            "alike; default: REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE if set, else certifi's bundle."
+        ),
+        "schema": {"type": ["string", "null"]},
+    },
+    "allow_insecure_http": {
+        "label": "Allow plain http:// to a remote host",
+        "description": "Sends the API key unencrypted. Only for a trusted test endpoint; loopback needs no opt-in.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
     "price_table": {
         "label": "Price table override (JSON)",
         "description": (
@@ -56,6 +69,15 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": integration, "python-modules": ["airflow_provider_seedance.triggers.seedance"]}
         ],
         "extra-links": ["airflow_provider_seedance.links.seedance.SeedanceVideoLink"],
+        # Media URLs the hook reports as hook-lineage assets become OpenLineage datasets (scheme://host +
+        # path, never the query). handler None: Airflow's generic URI normalization, nothing more.
+        "asset-uris": [
+            {
+                "schemes": ["http", "https"],
+                "handler": None,
+                "to_openlineage_converter": "airflow_provider_seedance.lineage.hook_lineage.convert_url_asset_to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_seedance.hooks.seedance.SeedanceHook",

@@ -20,11 +20,13 @@ __all__ = [
     "SeedanceConflictError",
     "SeedanceConnectionError",
     "SeedanceError",
+    "SeedanceHostNotFoundError",
     "SeedanceInsufficientCreditsError",
     "SeedanceJobFailedError",
     "SeedanceJobTimeoutError",
     "SeedanceNotFoundError",
     "SeedanceRateLimitError",
+    "SeedanceRequestTimeoutError",
     "SeedanceResponseError",
     "SeedanceServerError",
     "SeedanceTransportError",
@@ -135,6 +137,11 @@ class SeedanceRateLimitError(SeedanceAPIError):
         super().__init__(message, **kwargs)
 
 
+class SeedanceRequestTimeoutError(SeedanceAPIError):
+    """408: the server gave up waiting for the request (typically a load balancer closing an idle kept-alive
+    connection). It did not act on it, so it is sent again, on a fresh connection, even a POST."""
+
+
 class SeedanceServerError(SeedanceAPIError):
     """5xx: the service failed. A POST that got this may still have created a job."""
 
@@ -154,6 +161,12 @@ class SeedanceTransportError(SeedanceError):
     def __init__(self, message: str, *, sent: bool) -> None:
         self.sent = sent
         super().__init__(redact_text(message))
+
+
+class SeedanceHostNotFoundError(SeedanceTransportError):
+    """The API's host name does not resolve: a wrong host field, or no DNS. Not retried by the hook (it is
+    rarely a blip, and waiting it out hid the cause for 47 s); a trigger waiting on a job already submitted
+    treats it as transient until its deadline."""
 
 
 class SeedanceAmbiguousSubmitError(SeedanceError):
@@ -274,6 +287,8 @@ def classify_http_error(
         return SeedanceInsufficientCreditsError(message, **kwargs)
     if status_code == 404:
         return SeedanceNotFoundError(message, **kwargs)
+    if status_code == 408:
+        return SeedanceRequestTimeoutError(message, **kwargs)
     if status_code == 409:
         return SeedanceConflictError(message, **kwargs)
     if status_code == 429:
@@ -300,15 +315,18 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     """Whether a failed call may be sent again.
 
-    GET and cancel are idempotent: 429, 5xx, malformed bodies and transport failures are retried.
-    A submit (POST) is not: only a 429 (the service refused it) or a connection that never opened
-    is retried, because anything else may already have created and charged a job.
+    GET and cancel are idempotent: 408, 429, 5xx, malformed bodies and transport failures are retried.
+    A submit (POST) is not: only a 408 or 429 (the service did not take it) or a connection that never
+    opened is retried, because anything else may already have created and charged a job. A host name
+    that does not resolve is never retried here (see :class:`SeedanceHostNotFoundError`).
 
     :param exc: the failure.
     :param idempotent: whether repeating the call cannot create a second job.
     """
-    if isinstance(exc, SeedanceRateLimitError):
+    if isinstance(exc, (SeedanceRateLimitError, SeedanceRequestTimeoutError)):
         return True
+    if isinstance(exc, SeedanceHostNotFoundError):
+        return False
     if isinstance(exc, SeedanceTransportError):
         return idempotent or not exc.sent
     if isinstance(exc, (SeedanceServerError, SeedanceResponseError)):

@@ -10,11 +10,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_seedance.catalogue import BUILTIN_MODELS, CreditEstimate, ModelSpec
+from airflow_provider_seedance.catalogue import BUILTIN_MODELS, CreditEstimate, ModelSpec, parse_catalogue
 from airflow_provider_seedance.errors import SeedanceError, SeedanceUnknownModelError
 from airflow_provider_seedance.models import GenerationRequest
 
-__all__ = ["CatalogueCache", "estimate_with_catalogue", "spec_from_catalogue", "validate_builtin"]
+__all__ = ["CatalogueCache", "CatalogueMixin", "estimate_with_catalogue", "spec_from_catalogue", "validate_builtin"]
 
 
 class CatalogueCache:
@@ -94,3 +94,135 @@ def estimate_with_catalogue(
     """
     spec = next((s for s in catalogue or () if s.model_id == request.model), None)
     return request.estimate(spec, override=override)
+
+
+class CatalogueMixin:
+    """The hook's catalogue methods: list models (cached), validate a request, estimate its charge.
+
+    The hook supplies ``_fetch_models``/``_afetch_models`` (one GET of the catalogue, retried) and the
+    connection settings (for the ``price_table`` extra).
+    """
+
+    _catalogue: CatalogueCache
+
+    def _init_catalogue(self, ttl: float) -> None:
+        self._catalogue = CatalogueCache(ttl)
+
+    @property
+    def catalogue_ttl(self) -> float:
+        """Seconds a fetched model catalogue is reused."""
+        return self._catalogue.ttl
+
+    @catalogue_ttl.setter
+    def catalogue_ttl(self, seconds: float) -> None:
+        self._catalogue.ttl = seconds
+
+    def list_models(self: Any, *, refresh: bool = False) -> list[ModelSpec]:
+        """The vendor's live model catalogue (``GET /api/open/v1/models``), cached for ``catalogue_ttl``.
+
+        :param refresh: ignore the cache.
+        """
+        cached = self._catalogue.get(refresh=refresh)
+        if cached is not None:
+            return cached
+        return self._catalogue.put(self._fetch_models(parse_catalogue))
+
+    async def alist_models(self: Any, *, refresh: bool = False) -> list[ModelSpec]:
+        """Async :meth:`list_models`.
+
+        :param refresh: ignore the cache.
+        """
+        cached = self._catalogue.get(refresh=refresh)
+        if cached is not None:
+            return cached
+        return self._catalogue.put(await self._afetch_models(parse_catalogue))
+
+    def _catalogue_or_error(self: Any) -> list[ModelSpec] | SeedanceError:
+        try:
+            return self.list_models()
+        except SeedanceError as exc:
+            self.log.warning("Seedance model catalogue unavailable: %s", exc)
+            return exc
+
+    async def _acatalogue_or_error(self: Any) -> list[ModelSpec] | SeedanceError:
+        try:
+            return await self.alist_models()
+        except SeedanceError as exc:
+            self.log.warning("Seedance model catalogue unavailable: %s", exc)
+            return exc
+
+    def validate_request(self: Any, request: GenerationRequest) -> ModelSpec:
+        """Check every rule: built-in models offline, other models against the live catalogue's entry.
+
+        :param request: the generation.
+        :return: the model spec the request was validated against.
+        :raises SeedanceValidationError: a field breaks a rule.
+        :raises SeedanceUnknownModelError: the model is neither built in nor listed (the message lists the
+            available models, or says the catalogue was unreachable).
+        """
+        spec = validate_builtin(request)
+        if spec is None:
+            spec = spec_from_catalogue(request.model, self._catalogue_or_error())
+            request.validate(spec)
+        return spec
+
+    async def avalidate_request(self: Any, request: GenerationRequest) -> ModelSpec:
+        """Async :meth:`validate_request`.
+
+        :param request: the generation.
+        """
+        spec = validate_builtin(request)
+        if spec is None:
+            spec = spec_from_catalogue(request.model, await self._acatalogue_or_error())
+            request.validate(spec)
+        return spec
+
+    def estimate(self: Any, request: GenerationRequest) -> CreditEstimate:
+        """Expected charge, and where its price came from.
+
+        Precedence: the connection's ``price_table`` extra for the model (no request is made when it prices the
+        request) > the live catalogue's pricing > the bundled (estimated) price table. See
+        :func:`~airflow_provider_seedance.catalogue.estimate`, the one place this is decided.
+
+        :param request: the generation.
+        """
+        override = self._get_settings().price_table.get(request.model)
+        first = _priced_by_override(request, override)
+        if first is not None:
+            return first
+        catalogue = self._catalogue_or_error()
+        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue, override)
+
+    async def aestimate(self: Any, request: GenerationRequest) -> CreditEstimate:
+        """Async :meth:`estimate`.
+
+        :param request: the generation.
+        """
+        override = (await self._aget_settings()).price_table.get(request.model)
+        first = _priced_by_override(request, override)
+        if first is not None:
+            return first
+        catalogue = await self._acatalogue_or_error()
+        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue, override)
+
+    def estimate_credits(self: Any, request: GenerationRequest) -> int | None:
+        """Expected charge in credits (see :meth:`estimate` for where the price comes from).
+
+        :param request: the generation.
+        :return: credits, or None when no price is known for the model.
+        """
+        return self.estimate(request).credits  # type: ignore[no-any-return]
+
+    async def aestimate_credits(self: Any, request: GenerationRequest) -> int | None:
+        """Async :meth:`estimate_credits`.
+
+        :param request: the generation.
+        """
+        return (await self.aestimate(request)).credits  # type: ignore[no-any-return]
+
+
+def _priced_by_override(request: GenerationRequest, override: Mapping[str, Any] | None) -> CreditEstimate | None:
+    if override is None:
+        return None
+    first = request.estimate(override=override, bundled=False)
+    return first if first.credits is not None else None

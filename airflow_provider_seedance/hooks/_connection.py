@@ -6,17 +6,20 @@ derived from the same :data:`~airflow_provider_seedance.CONN_FIELDS`, so the two
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
+import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from requests.utils import select_proxy
+from requests.utils import get_environ_proxies, select_proxy
 
 from airflow_provider_seedance import CONN_FIELDS, get_provider_info
-from airflow_provider_seedance._redact import redact_text
+from airflow_provider_seedance._redact import redact_text, url_secrets
 from airflow_provider_seedance.catalogue import pricing_problem
 from airflow_provider_seedance.errors import SeedanceConnectionError
 from airflow_provider_seedance.models import is_loopback_host
@@ -26,9 +29,12 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ConnectionSettings",
     "SeedanceConnectionError",
+    "aload_settings",
     "connection_form_widgets",
     "form_field_specs",
+    "load_settings",
     "resolve_base_url",
+    "secrets_of",
     "settings_from_connection",
     "ui_field_behaviour",
 ]
@@ -54,6 +60,8 @@ class ConnectionSettings:
     :param verify_ssl: verify TLS certificates.
     :param price_table: the ``price_table`` extra: model id -> pricing object (same shape as the catalogue's
         ``pricing``), which wins over the live catalogue and the bundled table in estimates.
+    :param ca_bundle: the ``ca_bundle`` extra: a PEM file of CAs to trust, on both the sync and async paths.
+    :param host_was_empty: the host field was empty, so ``base_url`` is the vendor's default.
     """
 
     conn_id: str
@@ -63,6 +71,8 @@ class ConnectionSettings:
     proxies: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     verify_ssl: bool = True
     price_table: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, hash=False)
+    ca_bundle: str | None = None
+    host_was_empty: bool = False
 
     @property
     def proxy_mapping(self) -> dict[str, str]:
@@ -76,7 +86,54 @@ class ConnectionSettings:
 
     def session_key(self) -> tuple[Any, ...]:
         """What distinguishes one shared async session from another (never the key itself)."""
-        return (self.base_url, self.verify_ssl, self.proxy_url)
+        return (self.base_url, self.verify_ssl, self.ca_bundle, self.proxy_url)
+
+    def ca_file(self) -> str | None:
+        """The CA bundle both paths trust: the ``ca_bundle`` extra, else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+        (what requests reads), else certifi's (requests' default). None when verification is off."""
+        if not self.verify_ssl:
+            return None
+        return self.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or _certifi()
+
+    @property
+    def requests_verify(self) -> bool | str:
+        """``verify`` for requests: False, or the CA file (so the environment cannot override the extra)."""
+        return self.ca_file() or False
+
+    def async_proxy(self) -> str | None:
+        """The proxy aiohttp uses: the connection's, else the environment's (NO_PROXY honoured) as requests
+        chooses it, so both paths go the same way."""
+        if self.proxies:
+            return self.proxy_url
+        return _environ_proxy(self.base_url)
+
+    async def async_ssl(self) -> ssl.SSLContext | bool:
+        """``ssl`` for aiohttp, trusting :meth:`ca_file`. The context is built once per file, in a thread
+        (loading a bundle takes tens of milliseconds, too long for a triggerer's event loop)."""
+        cafile = self.ca_file()
+        if cafile is None:
+            return False
+        if cafile in _SSL_CONTEXTS:
+            return _SSL_CONTEXTS[cafile]
+        import asyncio
+
+        context = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
+        return _SSL_CONTEXTS.setdefault(cafile, context)
+
+
+_SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}
+
+
+def _certifi() -> str:
+    import certifi  # requests' own dependency
+
+    return str(certifi.where())
+
+
+@functools.lru_cache(maxsize=64)
+def _environ_proxy(base_url: str) -> str | None:
+    # Cached per process: the environment of a running worker or triggerer does not change.
+    return select_proxy(base_url, get_environ_proxies(base_url))
 
 
 def _fail(conn_id: str, what: str) -> SeedanceConnectionError:
@@ -84,15 +141,20 @@ def _fail(conn_id: str, what: str) -> SeedanceConnectionError:
     return SeedanceConnectionError(redact_text(f"Seedance connection {conn_id!r}: {what}"))
 
 
-def resolve_base_url(host: str | None, port: int | None = None, *, conn_id: str = "seedance_default") -> str:
+def resolve_base_url(
+    host: str | None, port: int | None = None, *, conn_id: str = "seedance_default", allow_insecure_http: bool = False
+) -> str:
     """Base URL from the connection's host (and port) field.
 
     A host with a scheme is used as is (the port field is added only if the URL has none). A bare host gets
     ``https://``, except loopback hosts (the local emulator) which get ``http://``. Empty -> the vendor's URL.
+    An explicit ``http://`` to a host that is not loopback is refused (the key would travel in clear) unless
+    ``allow_insecure_http``.
 
     :param host: the connection's host field.
     :param port: the connection's port field.
     :param conn_id: for error messages.
+    :param allow_insecure_http: the connection's opt-in to plain http to a remote host.
     """
     text = (host or "").strip()
     if not text:
@@ -115,6 +177,12 @@ def resolve_base_url(host: str | None, port: int | None = None, *, conn_id: str 
         raise _fail(conn_id, f"host {host!r} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _fail(conn_id, f"host {host!r} must be an http(s) URL or a host name, e.g. {DEFAULT_BASE_URL}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname) and not allow_insecure_http:
+        raise _fail(
+            conn_id,
+            f"host {host!r} is plain http:// to a remote host, which would send the API key unencrypted. Use "
+            "https://, or set the extra allow_insecure_http to true for a trusted test endpoint",
+        )
     netloc = parts.netloc
     if port and not has_port:
         netloc = f"{netloc}:{int(port)}"
@@ -170,9 +238,9 @@ def _price_table(conn_id: str, value: Any) -> dict[str, dict[str, Any]]:
     return table
 
 
-def _verify(conn_id: str, value: Any) -> bool:
+def _flag(conn_id: str, name: str, value: Any, default: bool) -> bool:
     if value is None or (isinstance(value, str) and not value.strip()):
-        return True
+        return default
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -180,15 +248,26 @@ def _verify(conn_id: str, value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise _fail(conn_id, f"extra 'verify_ssl' must be true or false, got {value!r}")
+    raise _fail(conn_id, f"extra {name!r} must be true or false, got {value!r}")
 
 
-def settings_from_connection(conn: Any, conn_id: str, *, timeout: float | None = None) -> ConnectionSettings:
+def _ca_bundle(conn_id: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or not os.path.isfile(value.strip()):
+        raise _fail(conn_id, f"extra 'ca_bundle' must be the path of a readable PEM file, got {value!r}")
+    return value.strip()
+
+
+def settings_from_connection(
+    conn: Any, conn_id: str, *, timeout: float | None = None, extra: Mapping[str, Any] | None = None
+) -> ConnectionSettings:
     """Read and check a connection object (Airflow's ``Connection``, any version).
 
     :param conn: the connection.
     :param conn_id: its id (for messages).
     :param timeout: the hook's own timeout, which wins over the connection's extra.
+    :param extra: the extras, when already read (the async path reads them without blocking).
     """
     api_key = (conn.password or "").strip()
     if not api_key:
@@ -200,16 +279,69 @@ def settings_from_connection(conn: Any, conn_id: str, *, timeout: float | None =
     if any(ord(c) < 32 or ord(c) == 127 or ord(c) > 255 for c in api_key):
         # It goes into an HTTP header: a line break would inject headers, and HTTP headers are latin-1.
         raise _fail(conn_id, "the API key (password field) contains a control or non-latin-1 character")
-    extra = conn.extra_dejson if isinstance(conn.extra_dejson, Mapping) else {}
+    if extra is None:
+        extra = conn.extra_dejson
+    extra = extra if isinstance(extra, Mapping) else {}
+    insecure = _flag(conn_id, "allow_insecure_http", extra.get("allow_insecure_http"), False)
     return ConnectionSettings(
         conn_id=conn_id,
-        base_url=resolve_base_url(conn.host, conn.port, conn_id=conn_id),
+        base_url=resolve_base_url(conn.host, conn.port, conn_id=conn_id, allow_insecure_http=insecure),
         api_key=api_key,
         timeout=_timeout(conn_id, timeout if timeout is not None else extra.get("timeout")),
         proxies=_proxies(conn_id, extra.get("proxies")),
-        verify_ssl=_verify(conn_id, extra.get("verify_ssl")),
+        verify_ssl=_flag(conn_id, "verify_ssl", extra.get("verify_ssl"), True),
         price_table=_price_table(conn_id, extra.get("price_table")),
+        ca_bundle=_ca_bundle(conn_id, extra.get("ca_bundle")),
+        host_was_empty=not (conn.host or "").strip(),
     )
+
+
+def secrets_of(settings: ConnectionSettings) -> list[str]:
+    # The key, and a proxy URL's password (a client library's error message may quote it).
+    return [settings.api_key, *url_secrets(settings.proxy_mapping.values())]
+
+
+def load_settings(hook: Any, conn_id: str, *, timeout: float | None = None) -> ConnectionSettings:
+    """Look the connection up (worker side), check it, and mask its secrets in logs.
+
+    :param hook: the hook whose ``get_connection`` is used (a subclass may override it).
+    :param conn_id: the connection id.
+    :param timeout: the hook's own timeout, which wins over the connection's extra.
+    """
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    settings = settings_from_connection(hook.get_connection(conn_id), conn_id, timeout=timeout)
+    for secret in secrets_of(settings):
+        mask_secret(secret)
+    return settings
+
+
+async def aload_settings(hook: Any, conn_id: str, *, timeout: float | None = None) -> ConnectionSettings:
+    """:func:`load_settings` for an event loop: the http provider's non-blocking lookup and extras.
+
+    :param hook: the hook to resolve the connection through.
+    :param conn_id: the connection id.
+    :param timeout: the hook's own timeout, which wins over the connection's extra.
+    """
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    from airflow.providers.common.compat import connection as compat
+
+    conn = await get_async_connection(conn_id=conn_id, hook=hook)
+    aextra = getattr(compat, "get_async_extra_dejson", None)  # an older common.compat has none
+    extra = await aextra(conn) if aextra is not None else conn.extra_dejson
+    settings = settings_from_connection(conn, conn_id, timeout=timeout, extra=extra)
+    try:
+        from airflow.sdk.log import amask_secret  # Airflow >= 3.3: reaches the supervisor without blocking
+    except ImportError:
+        from airflow.providers.common.compat.sdk import mask_secret as sync_mask
+
+        for secret in secrets_of(settings):
+            sync_mask(secret)
+    else:
+        for secret in secrets_of(settings):
+            await amask_secret(secret)
+    return settings
 
 
 def ui_field_behaviour() -> dict[str, Any]:

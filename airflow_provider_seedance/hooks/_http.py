@@ -1,43 +1,55 @@
 """What one HTTP exchange means: decode the response, classify failures, map client exceptions.
 
 Shared by the sync (requests) and async (aiohttp) paths, so both raise the same errors for the same event.
-Whether an error is retried is decided by :func:`~airflow_provider_seedance.errors.is_retryable`.
+Whether an error is retried is decided by :func:`~airflow_provider_seedance.errors.is_retryable`. Every
+message is scrubbed of the connection's secrets, and no client exception is kept as a cause: a server may
+echo the ``Authorization`` header into whatever the client library raises.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import requests
 from urllib3.exceptions import ConnectTimeoutError as Urllib3ConnectTimeoutError
+from urllib3.exceptions import NameResolutionError
 
 from airflow_provider_seedance import __version__
 from airflow_provider_seedance.errors import (
     SeedanceAPIError,
+    SeedanceAuthError,
+    SeedanceHostNotFoundError,
     SeedanceResponseError,
     SeedanceTransportError,
     classify_http_error,
 )
-from airflow_provider_seedance.hooks._keepalive import ConnectFailed
+from airflow_provider_seedance.hooks._connection import ConnectionSettings, secrets_of
 
 __all__ = [
+    "BASE_HEADERS",
     "USER_AGENT",
     "interpret_response",
     "scrub",
     "transport_error_from_aiohttp",
-    "transport_error_from_keepalive",
     "transport_error_from_requests",
 ]
 
 USER_AGENT = f"airflow-provider-seedance/{__version__}"
+BASE_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 # aiohttp >= 3.10 tells a connect timeout apart; older versions raise a plain asyncio.TimeoutError.
 _AIOHTTP_CONNECT_TIMEOUT: tuple[type[BaseException], ...] = tuple(
     t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if isinstance(t, type)
+)
+# aiohttp >= 3.10 names a DNS failure; older versions wrap a socket.gaierror.
+_AIOHTTP_DNS: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(aiohttp, "ClientConnectorDNSError", None),) if isinstance(t, type)
 )
 
 
@@ -50,6 +62,12 @@ def scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret and secret in text else text
 
 
+def _scrub_all(text: str, settings: ConnectionSettings) -> str:
+    for secret in secrets_of(settings):
+        text = scrub(text, secret)
+    return text
+
+
 def _snippet(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -58,19 +76,21 @@ def _snippet(text: str, limit: int = 200) -> str:
 def interpret_response(
     status: int,
     headers: Mapping[str, str],
-    text: str,
+    raw: bytes,
+    settings: ConnectionSettings,
     *,
     request_id: str | None = None,
-    secret: str | None = None,
 ) -> Any:
     """The decoded JSON of a successful response; raise the classified error for anything else.
 
     :param status: HTTP status.
     :param headers: response headers (case-insensitive mapping).
-    :param text: the response body as text.
+    :param raw: the response body.
+    :param settings: the connection (its secrets are scrubbed from every message; 401/403 name it).
     :param request_id: the generation the call was about, when known.
-    :param secret: the API key, scrubbed from every message.
     """
+    text = raw.decode("utf-8", errors="replace")
+    secret = settings.api_key
     text = scrub(text, secret)
     try:
         body: Any = json.loads(text) if text.strip() else None
@@ -85,15 +105,20 @@ def interpret_response(
             status_code=status,
             request_id=request_id,
         )
-    if not 200 <= status < 300:
-        raise classify_http_error(status, body, headers, request_id=request_id)
+    if not 200 <= status < 300 or (is_json and isinstance(body, dict) and body.get("success") is False):
+        # The documented error shape counts even when it arrives with a 2xx status.
+        error = classify_http_error(status, body, headers, request_id=request_id)
+        if isinstance(error, SeedanceAuthError):
+            error = SeedanceAuthError(
+                f"{error.message}. The API key in Airflow connection {settings.conn_id!r} (its password field, "
+                f"'API key' in the UI) was refused by {settings.base_url}: put a valid Seedance API key there",
+                status_code=error.status_code, request_id=error.request_id, code=error.code,
+            )
+        raise error
     if not is_json:
         raise SeedanceResponseError(
             f"HTTP {status} with a body that is not JSON: {_snippet(text) or '(empty)'}", request_id=request_id
         )
-    if isinstance(body, (dict, Mapping)) and body.get("success") is False:
-        # The documented error shape, even when it arrives with a 2xx status.
-        raise classify_http_error(status, body, headers, request_id=request_id)
     return body
 
 
@@ -110,8 +135,19 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _host_not_found(settings: ConnectionSettings, what: str, kind: str) -> SeedanceHostNotFoundError:
+    host = urlsplit(settings.base_url).hostname
+    where = ("the connection has no host, so this is the vendor's default" if settings.host_was_empty
+             else "from the connection's host field")
+    return SeedanceHostNotFoundError(
+        f"{what}: host name {host!r} does not resolve ({kind}); it comes from Airflow connection "
+        f"{settings.conn_id!r} ({where}: {settings.base_url}). Check the host, or the machine's DNS",
+        sent=False,
+    )
+
+
 def transport_error_from_requests(
-    exc: requests.RequestException, what: str, secret: str | None
+    exc: requests.RequestException, what: str, settings: ConnectionSettings
 ) -> SeedanceTransportError:
     """Map a requests failure; ``sent=False`` only when no connection was ever established.
 
@@ -120,46 +156,36 @@ def transport_error_from_requests(
 
     :param exc: the requests exception.
     :param what: the call, e.g. ``POST /api/open/v1/video/generations``.
-    :param secret: the API key, scrubbed from the message.
+    :param settings: the connection (secrets scrubbed from the message, host named for DNS failures).
     """
+    causes = _causes(exc)
+    if any(isinstance(c, (NameResolutionError, socket.gaierror)) for c in causes):
+        return _host_not_found(settings, what, type(exc).__name__)
     never_connected = isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)) or (
         isinstance(exc, requests.ConnectionError)
-        and any(isinstance(c, Urllib3ConnectTimeoutError) for c in _causes(exc))  # NewConnectionError is one
+        and any(isinstance(c, Urllib3ConnectTimeoutError) for c in causes)  # NewConnectionError is one
     )
     if never_connected:
         message = f"{what}: could not connect ({type(exc).__name__}): {exc}"
     else:
         message = f"{what}: failed after the request was sent ({type(exc).__name__}): {exc}"
-    return SeedanceTransportError(scrub(message, secret), sent=not never_connected)
+    return SeedanceTransportError(_scrub_all(message, settings), sent=not never_connected)
 
 
-def transport_error_from_aiohttp(exc: BaseException, what: str, secret: str | None) -> SeedanceTransportError:
+def transport_error_from_aiohttp(exc: BaseException, what: str, settings: ConnectionSettings) -> SeedanceTransportError:
     """Map an aiohttp (or asyncio timeout) failure; ``sent=False`` only when the connection never opened.
 
     :param exc: the exception raised by the aiohttp request.
     :param what: the call.
-    :param secret: the API key, scrubbed from the message.
+    :param settings: the connection (secrets scrubbed from the message, host named for DNS failures).
     """
-    never_connected = isinstance(exc, (aiohttp.ClientConnectorError, *_AIOHTTP_CONNECT_TIMEOUT))
     kind = type(exc).__name__
+    if isinstance(exc, _AIOHTTP_DNS) or any(isinstance(c, socket.gaierror) for c in _causes(exc)):
+        return _host_not_found(settings, what, kind)
+    never_connected = isinstance(exc, (aiohttp.ClientConnectorError, *_AIOHTTP_CONNECT_TIMEOUT))
     detail = str(exc) or ("timed out" if isinstance(exc, asyncio.TimeoutError) else kind)
     if never_connected:
         message = f"{what}: could not connect ({kind}): {detail}"
     else:
         message = f"{what}: failed after the request was sent ({kind}): {detail}"
-    return SeedanceTransportError(scrub(message, secret), sent=not never_connected)
-
-
-def transport_error_from_keepalive(exc: BaseException, what: str, secret: str | None) -> SeedanceTransportError:
-    """Map a :mod:`._keepalive` failure; ``sent=False`` only when no connection could be opened.
-
-    :param exc: ``ConnectFailed``, ``ResponseError``, ``TimeoutError`` or another ``OSError``.
-    :param what: the call.
-    :param secret: the API key, scrubbed from the message.
-    """
-    kind = type(exc).__name__
-    detail = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else kind)
-    if isinstance(exc, ConnectFailed):
-        return SeedanceTransportError(scrub(f"{what}: could not connect ({kind}): {detail}", secret), sent=False)
-    message = f"{what}: failed after the request was sent ({kind}): {detail}"
-    return SeedanceTransportError(scrub(message, secret), sent=True)
+    return SeedanceTransportError(_scrub_all(message, settings), sent=not never_connected)

@@ -10,7 +10,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -49,6 +49,13 @@ class RetryPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    def with_retries(self, max_retries: int | None) -> RetryPolicy:
+        """This policy with ``max_retries`` retries after the first attempt (None: unchanged).
+
+        :param max_retries: retries after the first attempt.
+        """
+        return self if max_retries is None else replace(self, max_attempts=max_retries + 1)
 
     def backoff(self, attempt_number: int) -> float:
         """Wait after the given failed attempt when the server did not say (before jitter).

@@ -1,11 +1,10 @@
 """SeedanceJobTrigger: wait for one generation in the triggerer, without holding a worker slot.
 
-The trigger waits on the event loop's shared status poller (:mod:`._status_poller`: one schedule, one hook
-and one keep-alive pool for every wait of a connection), which polls
-``GET /api/open/v1/video/generations/{id}`` on the trigger's adaptive
-:class:`~airflow_provider_seedance.polling.PollSchedule`; the trigger decides what each answer means
-(:meth:`SeedanceJobTrigger.after_poll`), absorbs transient failures until its absolute deadline, and yields
-exactly one event (see :class:`JobEvent`):
+The trigger owns its loop: ask ``GET /api/open/v1/video/generations/{id}`` through the hook (one aiohttp
+session shared by every trigger of the event loop), decide what the answer means
+(:meth:`SeedanceJobTrigger.after_poll`), sleep on the adaptive
+:class:`~airflow_provider_seedance.polling.PollSchedule`; transient failures are absorbed until the absolute
+deadline. It yields exactly one event (see :class:`JobEvent`):
 
 - ``completed``: the job reached a terminal status (succeeded, failed or cancelled); ``result`` holds it.
 - ``timeout``: the deadline passed first; when the trigger owns the job it was cancelled before.
@@ -20,25 +19,25 @@ restart or redistribution. A sensor's trigger waits for somebody else's job and 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
-import operator
+import importlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+import pendulum
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, mask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_seedance._logging import ClassLoggerMixin
 from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
 from airflow_provider_seedance.errors import (
     SeedanceConflictError,
     SeedanceError,
+    SeedanceTransportError,
     is_retryable,
 )
+from airflow_provider_seedance.hooks._retry import RetryPolicy
 from airflow_provider_seedance.models import JobResult, JobStatus
 from airflow_provider_seedance.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
@@ -49,7 +48,15 @@ from airflow_provider_seedance.polling import (
 if TYPE_CHECKING:
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
-__all__ = ["EVENT_COMPLETED", "EVENT_ERROR", "EVENT_TIMEOUT", "JobEvent", "SeedanceJobTrigger", "parse_deadline"]
+__all__ = [
+    "EVENT_COMPLETED",
+    "EVENT_ERROR",
+    "EVENT_TIMEOUT",
+    "JobEvent",
+    "SeedanceJobTrigger",
+    "format_deadline",
+    "parse_deadline",
+]
 
 EVENT_COMPLETED = "completed"
 EVENT_TIMEOUT = "timeout"
@@ -109,23 +116,37 @@ class JobEvent:
 def parse_deadline(value: float | int | str | datetime | None) -> float | None:
     """Normalize a deadline to epoch seconds: accepts epoch numbers, ISO-8601 strings and datetimes.
 
+    Strings are parsed by pendulum (a trailing ``Z`` included, on every Python version); a timestamp without
+    a zone is taken as UTC (what Airflow stores), never as the machine's local time.
+
     :param value: the deadline; None means no deadline.
     """
     if value is None:
         return None
+    problem = f"deadline must be epoch seconds or an ISO-8601 timestamp, got {value!r}"
     if isinstance(value, bool):
-        raise ValueError(f"deadline must be epoch seconds or an ISO-8601 timestamp, got {value!r}")
+        raise ValueError(problem)
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"deadline must be epoch seconds or an ISO-8601 timestamp, got {value!r}") from None
+            parsed = pendulum.parse(value.strip(), tz="UTC")
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            raise ValueError(problem) from None
+        if not isinstance(parsed, datetime):  # a bare date, time or duration is no deadline
+            raise ValueError(problem)
+        return float(parsed.timestamp())
     if isinstance(value, datetime):
-        # A naive timestamp is taken as UTC (what Airflow stores), never as the machine's local time.
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
-    raise ValueError(f"deadline must be epoch seconds or an ISO-8601 timestamp, got {value!r}")
+        return (value if value.tzinfo else pendulum.instance(value, tz="UTC")).timestamp()
+    raise ValueError(problem)
+
+
+def format_deadline(epoch: float) -> str:
+    """An epoch deadline as ISO-8601 UTC, to the second (for messages).
+
+    :param epoch: seconds since the epoch.
+    """
+    return pendulum.from_timestamp(epoch, tz="UTC").to_iso8601_string()
 
 
 def _describe(result: JobResult) -> str:
@@ -136,51 +157,40 @@ def _describe(result: JobResult) -> str:
     return text + (f": {redact_text(result.error)}" if result.error else "")
 
 
-T = TypeVar("T")
-
-# Why the waiting state below is kept so lean: CPython's full garbage collection stops the triggerer's
-# event loop for as long as it takes to walk every GC-tracked object, and a triggerer may hold
-# 10,000 sleeping waits. So a sleeping wait keeps no object it does not need: no logger of its own
-# (ClassLoggerMixin), no schedule of its own, the last status as an untracked tuple of atomics, no helper
-# coroutine.
-
-#: JobResult fields after ``status``, in order: a snapshot stores status as its value, then these.
-_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(JobResult) if f.name != "status")
-_FIELD_VALUES = operator.attrgetter(*_RESULT_FIELDS)  # one C call per poll instead of a generator
-
-
-def _snapshot(result: JobResult) -> tuple[Any, ...]:
-    """The result as a tuple of its field values: with atomic fields, the collector stops tracking it.
-
-    :param result: a status answer.
-    """
-    return (result.status.value, *_FIELD_VALUES(result))
-
-
-def _restore(snapshot: tuple[Any, ...] | None) -> JobResult | None:
-    """Inverse of :func:`_snapshot` (an equal :class:`JobResult`).
-
-    :param snapshot: what :func:`_snapshot` returned, or None.
-    """
-    if snapshot is None:
-        return None
-    return JobResult(status=JobStatus(snapshot[0]), **dict(zip(_RESULT_FIELDS, snapshot[1:], strict=True)))
-
-
-@functools.lru_cache(maxsize=64)
-def _shared_schedule(initial: float, maximum: float) -> PollSchedule:
-    # PollSchedule is frozen: waits with the same settings share one instance.
-    return PollSchedule(initial=initial, maximum=maximum)
-
-
 def _transient(error: BaseException) -> bool:
-    """A poll failure worth asking again after (the connection lookup timing out included)."""
-    if isinstance(error, TimeoutError):
+    """A poll failure worth asking again after, until the deadline.
+
+    Any transport failure counts, a host name that does not resolve included: the job was submitted through
+    the same host, so for a wait that is a blip, and giving up would abandon a paid job.
+    """
+    if isinstance(error, (TimeoutError, SeedanceTransportError)):
         return True
     return isinstance(error, SeedanceError) and is_retryable(error, idempotent=True)
 
 
-class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
+#: The hook's retries for one status check: a quick second try for a stale connection (a 408 or a reset)
+#: or a 5xx blip; longer outages are the trigger's own loop's to wait out, on the poll schedule.
+POLL_RETRY_POLICY = RetryPolicy(max_attempts=3, max_total_seconds=10.0, initial_wait=0.5, max_wait=2.0, jitter=0.5)
+
+_HOOK_MODULE = "airflow_provider_seedance.hooks.seedance"
+
+
+async def _import_hook_module() -> Any:
+    """The hook module, imported in a thread the first time.
+
+    Importing it pulls in aiohttp, requests and the http provider: ~0.3 s the first time in a fresh
+    triggerer, which would block the event loop every trigger runs on (Airflow's "async thread was
+    blocked" warning).
+    """
+    import sys
+
+    module = sys.modules.get(_HOOK_MODULE)
+    if module is None:
+        module = await asyncio.to_thread(importlib.import_module, _HOOK_MODULE)
+    return module
+
+
+class SeedanceJobTrigger(BaseTrigger):
     """Wait for a Seedance generation to finish; yield one :class:`JobEvent` payload.
 
     Every argument is JSON-simple and none is secret (the API key stays in the connection).
@@ -215,8 +225,8 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         self.max_poll_interval = float(max_poll_interval)
         self.owns_job = bool(owns_job)
         # Validates the poll settings here, in the worker, rather than later in the triggerer.
-        self.schedule = _shared_schedule(self.poll_interval, self.max_poll_interval)
-        self._last: tuple[Any, ...] | None = None  # _snapshot() of the last status seen while waiting
+        self.schedule = PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval)
+        self._last: JobResult | None = None  # the last status seen while waiting
         self._unknown_seen: tuple[str, ...] = ()  # undocumented statuses already logged
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -234,12 +244,9 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
             },
         )
 
-    def _cancel_hook(self) -> SeedanceHook:
-        # Imported here: the hook module pulls in the HTTP clients, which a DAG parse does not need.
-        from airflow_provider_seedance.hooks.seedance import SeedanceHook
-
-        # A cancel keeps the hook's retries, bounded by CANCEL_BUDGET, because it must get through.
-        return SeedanceHook(seedance_conn_id=self.seedance_conn_id)
+    async def _hook(self, retry_policy: RetryPolicy | None = None) -> SeedanceHook:
+        module = await _import_hook_module()
+        return module.SeedanceHook(seedance_conn_id=self.seedance_conn_id, retry_policy=retry_policy)
 
     def _event(self, kind: str, result: JobResult | None, message: str) -> TriggerEvent:
         if result is not None and result.output_url:
@@ -250,29 +257,42 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         return TriggerEvent(JobEvent(kind, self.request_id, result, redact_text(message)).to_payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Wait (polling through the loop's shared status poller) until the job is terminal or the deadline
-        passes; yield exactly one event."""
-        # Imported here, like the hook: a DAG parse imports this module but never waits.
-        from airflow_provider_seedance.triggers._status_poller import StatusPoller
-
-        result, error = await StatusPoller.shared(self.seedance_conn_id).watch(self)
+        """Poll until the job is terminal, the wait fails for good or the deadline passes; yield one event."""
+        hook = await self._hook(POLL_RETRY_POLICY)
+        try:
+            result, error = await self._poll_until_done(hook)
+        finally:
+            await hook.aclose()
         if result is not None and result.status.is_terminal:
             event = self._event(EVENT_COMPLETED, result, _describe(result))
         elif error is not None and not _transient(error):
             event = self._event(
-                EVENT_ERROR, _restore(self._last),
+                EVENT_ERROR, self._last,
                 f"Waiting for Seedance generation {self.request_id} failed permanently: "
                 f"{type(error).__name__}: {error}",
             )
         else:
-            event = await self._on_deadline(_restore(self._last))
+            event = await self._on_deadline(self._last)
         yield event
+
+    async def _poll_until_done(self, hook: SeedanceHook) -> tuple[JobResult | None, BaseException | None]:
+        while True:
+            result: JobResult | None = None
+            error: BaseException | None = None
+            try:
+                result = await hook.aget_job(self.request_id, timeout=self.poll_budget())
+            except (SeedanceError, TimeoutError, AirflowNotFoundException) as exc:
+                # Only what a status check can fail with: anything else is a bug, and fails the trigger loudly.
+                error = exc
+            delay = self.after_poll(result, error)
+            if delay is None:
+                return result, error
+            await asyncio.sleep(delay)
 
     def after_poll(self, result: JobResult | None, error: BaseException | None) -> float | None:
         """What a status answer means: seconds until the next poll, or None when the wait is over.
 
-        Called by the status poller after each poll, in this trigger's context (its log lines go to this
-        task's log). Over means: the job is terminal, the poll failed for good, or the deadline passed.
+        Over means: the job is terminal, the poll failed for good, or the deadline passed.
 
         :param result: the answer, or None when the poll failed.
         :param error: why the poll failed, or None.
@@ -290,7 +310,7 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         elif result is not None:
             if result.status.is_terminal:
                 return None
-            self._last = _snapshot(result)
+            self._last = result
             if result.status is JobStatus.UNKNOWN and (result.raw_status or "") not in self._unknown_seen:
                 # An undocumented status is logged once and waited through, never taken for success.
                 self._unknown_seen += (result.raw_status or "",)
@@ -311,11 +331,12 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         return max(MIN_CALL_BUDGET, self.deadline - time.time())
 
     async def _on_deadline(self, last: JobResult | None) -> TriggerEvent:
-        when = datetime.fromtimestamp(self.deadline or 0, tz=timezone.utc).isoformat(timespec="seconds")
-        text = f"Seedance generation {self.request_id} did not finish before its deadline {when}"
+        text = (f"Seedance generation {self.request_id} did not finish before its deadline "
+                f"{format_deadline(self.deadline or 0)}")
         if not self.owns_job:
             return self._event(EVENT_TIMEOUT, last, text + " (not cancelled: this wait does not own the job)")
-        canceller = self._cancel_hook()
+        # A cancel keeps the hook's default retries, bounded by CANCEL_BUDGET, because it must get through.
+        canceller = await self._hook()
         try:
             return await self._cancel_at_deadline(canceller, last, text)
         finally:
@@ -348,7 +369,7 @@ class SeedanceJobTrigger(ClassLoggerMixin, BaseTrigger):
         """
         if not self.owns_job:
             return
-        hook = self._cancel_hook()
+        hook = await self._hook()
         try:
             result = await asyncio.wait_for(hook.acancel_job(self.request_id), timeout=CANCEL_BUDGET)
         except SeedanceConflictError:

@@ -1,5 +1,5 @@
-"""Connection reuse: one requests.Session per hook; per event loop and connection one aiohttp session (POSTs,
-proxied calls) and one keep-alive pool (GETs: the trigger's polls)."""
+"""Connection reuse: one requests.Session per hook; per event loop and connection one aiohttp session, shared by
+every hook (a triggerer's waits) and counted by reference."""
 
 from __future__ import annotations
 
@@ -42,10 +42,8 @@ async def test_async_hooks_in_one_loop_share_one_session(emu: EmulatorHandle) ->
     assert len(sessions) == 1
     [(session, refs)] = sessions.values()
     assert refs == 25
-    assert all(h._pool_lease is not None and h._pool_lease.session is session for h in hooks)
+    assert all(h._lease is not None and h._lease.session is session for h in hooks)
     assert emu.admin.stats()["connections"] == 1  # sequential calls: one keep-alive connection
-    assert session.connections_opened == 1
-    assert all(h._lease is None for h in hooks)  # GETs never opened an aiohttp session
 
     for hook in hooks[:-1]:
         await hook.aclose()
@@ -74,10 +72,10 @@ async def test_different_connections_get_different_sessions(
         with pytest.raises(SeedanceNotFoundError):
             await hook.aget_job("req_missing")
     assert len(open_sessions()) == 2
-    assert a._pool_lease is not None
-    assert b._pool_lease is not None
-    assert c._pool_lease is not None
-    assert a._pool_lease.session is b._pool_lease.session is not c._pool_lease.session
+    assert a._lease is not None
+    assert b._lease is not None
+    assert c._lease is not None
+    assert a._lease.session is b._lease.session is not c._lease.session
     for hook in (a, b, c):
         await hook.aclose()
     assert open_sessions() == {}
@@ -112,8 +110,8 @@ def test_loop_shutdown_closes_sessions_nobody_released(emu: EmulatorHandle) -> N
         hook = SeedanceHook(retry_policy=FAST)
         with pytest.raises(SeedanceNotFoundError):
             await hook.aget_job("req_missing")
-        assert hook._pool_lease is not None
-        leaked.append(hook._pool_lease.session)
+        assert hook._lease is not None
+        leaked.append(hook._lease.session)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -162,7 +160,7 @@ async def test_async_methods_do_not_look_up_the_connection_in_the_event_loop(emu
         assert len(threads) == 1
 
 
-async def test_posts_use_the_aiohttp_session_and_gets_the_pool(emu: EmulatorHandle) -> None:
+async def test_posts_and_gets_share_the_one_session(emu: EmulatorHandle) -> None:
     from airflow_provider_seedance.models import GenerationRequest
 
     hooks = [SeedanceHook(retry_policy=FAST) for _ in range(3)]
@@ -170,37 +168,26 @@ async def test_posts_use_the_aiohttp_session_and_gets_the_pool(emu: EmulatorHand
     for hook, job in zip(hooks, jobs, strict=True):
         assert (await hook.aget_job(job.request_id)).request_id == job.request_id
     sessions = open_sessions()
-    assert len(sessions) == 2
-    kinds = sorted(type(client).__name__ for client, _ in sessions.values())
-    assert kinds == ["ClientSession", "KeepAlivePool"]
-    assert all(refs == 3 for _, refs in sessions.values())
+    assert len(sessions) == 1
+    [(client, refs)] = sessions.values()
+    assert type(client).__name__ == "ClientSession"
+    assert refs == 3
+    assert emu.admin.stats()["connections"] == 1  # sequential calls over one kept-alive connection
     for hook in hooks:
         await hook.aclose()
     assert open_sessions() == {}
 
 
-async def test_a_proxied_connection_polls_through_aiohttp(emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The keep-alive pool speaks to the origin only: with a proxy configured, GETs stay on aiohttp."""
+async def test_a_proxied_connection_polls_through_the_proxy(
+    emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_connection(monkeypatch, "proxied", host=emu.base_url, password=emu.api_key,
                    extra={"proxies": {"http": "http://127.0.0.1:9"}})  # nothing listens on port 9
     hook = SeedanceHook("proxied", retry_policy=FAST)
     try:
         with pytest.raises(SeedanceError, match="could not connect"):
             await hook.aget_job("req_missing")
-        assert hook._pool_lease is None
         assert hook._lease is not None
     finally:
         await hook.aclose()
     assert emu.admin.stats()["gets"] == 0
-
-
-def test_hooks_share_their_class_logger_unless_given_a_name() -> None:
-    """A triggerer holds a hook per wait: one logger per class, not eight collected objects per hook."""
-    a, b = SeedanceHook(), SeedanceHook(max_retries=0)
-    named = SeedanceHook(logger_name="my.pipeline")
-    assert a.log is b.log
-    assert named.log is not a.log
-    assert named.log is named.log
-    assert a.retry_policy is SeedanceHook().retry_policy  # frozen policies are shared too
-    assert b.retry_policy is SeedanceHook(max_retries=0).retry_policy
-    assert b.retry_policy.max_attempts == 1
