@@ -6,8 +6,14 @@ the request carries no ``mediaUrls`` at all. Trigger a run with
 ``{"reference_media": ["https://.../look.jpg"]}`` to make it image-to-video. The wait is deferred to
 the triggerer (no worker slot is held while the video renders). The same task then saves the file
 (``persist_to``, because the vendor's URL expires) under
-``<seedance_video_dir>/content_pipeline/<date>.mp4`` and emits an event on the Asset
+``<seedance_video_dir>/content_pipeline/<date>.mp4``, returns the stored file's URI (``.output``;
+XCom ``output_url`` keeps the vendor's URL), and emits an event on the Asset
 ``seedance://videos/daily`` with ``{"video_uri": ..., "request_id": ...}`` in its extra.
+``announce_video`` reads the stored file through ``generate.output``.
+
+The date is the run's logical date, or, for a manual run without one (Airflow 3: the UI's Trigger
+button, ``airflow dags trigger`` without ``--logical-date``), the day it was triggered
+(``dag_run.run_after``). ``{{ ds }}`` and ``{{ logical_date }}`` are undefined in such a run.
 
 ``example_seedance_video_consumer`` is scheduled on that Asset: each new video triggers it, and it
 finds the file through the event's extra.
@@ -31,11 +37,16 @@ log = logging.getLogger(__name__)
 DAILY_VIDEO = Asset("seedance://videos/daily")
 VIDEO_DIR = "{{ var.value.get('seedance_video_dir', '/tmp/seedance-videos') }}"
 
+# The run's day: its logical date, or when it was triggered for a manual run that has none (Airflow 3
+# leaves ``ds`` and ``logical_date`` undefined there, and a template using them fails with UndefinedError).
+RUN_DAY = "(dag_run.logical_date or dag_run.run_after)"
+
 # The day's theme comes from the run's date; params (or a manual run's config) refine it.
 PROMPT = (
-    "{{ params.theme }} on a {{ logical_date.strftime('%A') }} in {{ logical_date.strftime('%B') }}, "
-    "{{ params.style }}"
+    "{% set day = " + RUN_DAY + " %}"
+    "{{ params.theme }} on a {{ day.strftime('%A') }} in {{ day.strftime('%B') }}, {{ params.style }}"
 )
+DAY = "{{ " + RUN_DAY + " | ds }}"
 
 with DAG(
     dag_id="example_seedance_content_pipeline",
@@ -51,7 +62,7 @@ with DAG(
         "reference_media": Param([], type="array", maxItems=5, description="optional https media URLs"),
     },
 ):
-    SeedanceGenerateOperator(
+    generate = SeedanceGenerateOperator(
         task_id="generate_video",
         prompt=PROMPT,
         # Renders to "[]" by default: no media, so text-to-video (the body gets no mediaUrls key).
@@ -60,13 +71,25 @@ with DAG(
         aspect_ratio="9:16",
         duration=5,
         resolution="720p",
-        metadata={"pipeline": "daily-content", "day": "{{ ds }}"},
+        metadata={"pipeline": "daily-content", "day": DAY},
         deferrable=True,
-        # Saved in the worker once the trigger fires; the stored URI goes to XCom "video_uri" and
-        # to the Asset event's extra.
-        persist_to=VIDEO_DIR + "/content_pipeline/{{ ds }}.mp4",
+        # Saved in the worker once the trigger fires. The stored URI is the return value (.output) and
+        # goes to XCom "video_uri" and to the Asset event's extra.
+        persist_to=VIDEO_DIR + "/content_pipeline/" + DAY + ".mp4",
         outlets=[DAILY_VIDEO],
     )
+
+    @task
+    def announce_video(video_uri: str) -> str:
+        """Stand-in for the next step (publish, transcode...): reads the stored file, not the vendor's URL.
+
+        :param video_uri: where ``generate_video`` stored the video (its return value).
+        """
+        path = ObjectStoragePath(video_uri)
+        log.info("Today's video: %s (%d bytes)", video_uri, path.size())
+        return video_uri
+
+    announce_video(generate.output)
 
 
 with DAG(

@@ -18,8 +18,9 @@ Road of one generation (see also ``ARCHITECTURE.md``):
    idempotency key, a second POST could create and charge a second job.
 4. One status check, then the wait: deferred to :class:`~airflow_provider_seedance.triggers.seedance.SeedanceJobTrigger`
    or polled in the worker, up to the job's absolute deadline (cancelled when it passes).
-5. Success pushes XCom ``output_url`` and returns the URL; failure, cancellation, timeout or success
-   without a URL raise with the request id and the vendor's message.
+5. Success pushes XCom ``output_url`` and returns the URL (with ``persist_to``: saves the video and returns
+   the stored file's URI); failure, cancellation, timeout or success without a URL raise with the request
+   id and the vendor's message.
 
 Deadline: fixed once, at submit (``submit time + timeout``), and stored with the request id. A retry
 that resumes the same job keeps that deadline (a retry does not buy a job more time; if it already
@@ -55,6 +56,7 @@ from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, Seedan
 from airflow_provider_seedance.models import GenerationRequest, JobResult, JobStatus
 from airflow_provider_seedance.operators._job_state import JobRecord, JobStateStore, job_store_for
 from airflow_provider_seedance.operators._lineage import lineage_of, with_lineage
+from airflow_provider_seedance.operators._pool_check import warn_if_pool_missing
 from airflow_provider_seedance.operators._wait import wait_in_worker
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, PollSchedule
 
@@ -80,6 +82,18 @@ class SeedanceAmbiguousSubmitNoRetryError(SeedanceAmbiguousSubmitError, AirflowF
     """
 
 
+def _positive_number(name: str, value: Any) -> float:
+    # float("5s") would say only "could not convert string to float": name the parameter and its range.
+    # The range itself (> 0, max >= first) is PollSchedule's check, which names both.
+    problem = f"{name} must be a number of seconds > 0 (e.g. 5 or 2.5), got {value!r}"
+    if isinstance(value, bool):
+        raise ValueError(problem)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(problem) from None
+
+
 def _seconds(name: str, value: float | timedelta | None, *, allow_none: bool) -> float | None:
     if value is None and allow_none:
         return None
@@ -92,6 +106,9 @@ def _seconds(name: str, value: float | timedelta | None, *, allow_none: bool) ->
 
 class SeedanceGenerateOperator(BaseOperator):
     """Generate a video with Seedance and return its URL (XCom ``return_value`` and ``output_url``).
+
+    With ``persist_to``, the return value is the stored video's URI instead (the vendor's URL expires);
+    XCom ``output_url`` still holds the vendor's URL.
 
     :param prompt: what the video shows. Templated.
     :param media_urls: 1-5 public reference media URLs (list, JSON list string or one URL); None or
@@ -122,12 +139,13 @@ class SeedanceGenerateOperator(BaseOperator):
         (connection reset, timeout, 5xx or unreadable answer after the POST was sent). Default False:
         such a failure fails the task without retry, because a retry could pay for a second job.
     :param persist_to: also save the finished video here, because the vendor's URL expires: a file URI
-        or local path in any Airflow object storage (``s3://aws_default@bucket/{{ ds }}/{{ run_id }}.mp4``,
+        or local path in any Airflow object storage (``s3://aws_default@bucket/videos/{{ run_id }}.mp4``,
         ``file:///data/videos/x.mp4``). Streamed, size- and type-checked, written atomically
         (:func:`~airflow_provider_seedance.persist.persist_video`); the stored URI goes to XCom
-        ``video_uri`` and to the extra of each Asset outlet's event. The return value stays the output
-        URL. A failed save fails the task before the job is marked delivered, so a retry saves the same
-        video again without paying for a new one. Templated.
+        ``video_uri`` and to the extra of each Asset outlet's event, and is the task's return value
+        (``.output``); XCom ``output_url`` keeps the vendor's URL. A failed save fails the task before
+        the job is marked delivered, so a retry saves the same video again without paying for a new
+        one. Templated.
     :param persist_conn_id: Airflow connection of the destination store, if not in the URI. Templated.
     :param persist_max_bytes: refuse to save a video larger than this (None: 2 GiB, the helper's default).
     """
@@ -192,8 +210,8 @@ class SeedanceGenerateOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         # Checked now, at DAG parse time, so a bad schedule never reaches a worker.
-        self.poll_interval = float(poll_interval)
-        self.max_poll_interval = float(max_poll_interval)
+        self.poll_interval = _positive_number("poll_interval", poll_interval)
+        self.max_poll_interval = _positive_number("max_poll_interval", max_poll_interval)
         PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval)
         self.timeout = _seconds("timeout", timeout, allow_none=True)
         self.max_credits = max_credits
@@ -305,6 +323,8 @@ class SeedanceGenerateOperator(BaseOperator):
         :param context: the task's context.
         """
         self._stop = threading.Event()
+        # `airflow dags test` runs this task even when its pool is missing; a scheduler never would.
+        warn_if_pool_missing(self.pool, self.log)
         self._max_credits()  # bad values fail here, with the other input checks
         run_limit = self._run_budget_credits()
         request = self.build_request(context)
@@ -506,7 +526,10 @@ class SeedanceGenerateOperator(BaseOperator):
         return value
 
     def on_success(self, context: Context, result: JobResult) -> Any:
-        """Turn a succeeded job into the task's return value (the output URL). Subclasses may extend.
+        """Turn a succeeded job into the task's return value. Subclasses may extend.
+
+        The output URL; with ``persist_to``, the stored video's URI (the output URL expires; it stays in
+        XCom ``output_url``).
 
         :param context: the task's context.
         :param result: the succeeded job (``output_url`` is set).
@@ -529,6 +552,8 @@ class SeedanceGenerateOperator(BaseOperator):
             self.log.info("Saved the video of %s to %s", result.request_id, uri)
             self._push(context, VIDEO_URI_XCOM_KEY, uri)
             annotate_video_outlets(context, self.outlets, uri, result.request_id)
+            # The stored copy is what lasts: downstream tasks get it through .output.
+            return uri
         return result.output_url
 
     def _deliver_request_id(self, store: JobStateStore, record: JobRecord) -> str:

@@ -59,6 +59,10 @@ def test_scheduled_pipeline_defers_through_the_triggerer_and_feeds_the_asset(sta
     video = stack.video_dir / "content_pipeline" / f"{day}.mp4"
     assert video.read_bytes()[4:8] == b"ftyp"
     assert engine.xcom(PIPELINE, run_id, "generate_video", "video_uri") == f"file://{video}"
+    assert engine.xcom(PIPELINE, run_id, "generate_video") == f"file://{video}"  # .output is the stored file
+    announced = engine.watch_states(PIPELINE, run_id, "announce_video", until={"success", "failed"}, timeout=120)
+    assert announced[-1] == "success", announced
+    assert engine.xcom(PIPELINE, run_id, "announce_video") == f"file://{video}"  # read downstream
 
     # The Asset event triggered the consumer DAG, which found the file through the event's extra.
     consumer_run = wait_for(lambda: [r for r in _dag_runs(stack, CONSUMER) if r["state"] in ("success", "failed")],
@@ -185,7 +189,10 @@ def test_triggerer_restart_neither_loses_nor_duplicates_the_job(stack):
     assert _requests_about(stack, request_id, "cancel") == []
     assert emulator.admin.job(request_id)["status"] == "succeeded"
     assert engine.task_instance(PIPELINE, run_id, "generate_video")["try_number"] == 1
-    assert engine.xcom(PIPELINE, run_id, "generate_video") == f"{emulator.base_url}/files/{request_id}.mp4"
+    # persist_to: the return value is the stored file; output_url keeps the vendor's URL.
+    vendor_url = f"{emulator.base_url}/files/{request_id}.mp4"
+    assert engine.xcom(PIPELINE, run_id, "generate_video", "output_url") == vendor_url
+    assert engine.xcom(PIPELINE, run_id, "generate_video") == f"file://{stack.video_dir}/content_pipeline/2025-06-01.mp4"
 
 
 def test_marking_a_deferred_task_failed_cancels_its_job(stack):

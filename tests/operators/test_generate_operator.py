@@ -416,13 +416,15 @@ def test_construction_makes_no_request(emu: EmulatorHandle) -> None:
 # -- persist_to ----------------------------------------------------------------------------------------------
 
 
-def test_persist_to_saves_the_video_and_returns_the_url(
+def test_persist_to_saves_the_video_and_returns_the_stored_uri(
     emu: EmulatorHandle, context: dict[str, Any], tmp_path: Any
 ) -> None:
     target = tmp_path / "videos" / "clip.mp4"
-    url = _op(persist_to=str(target)).execute(context)
+    returned = _op(persist_to=str(target)).execute(context)
     rid = context["ti"].xcom("request_id")
-    assert url == f"{emu.base_url}/files/{rid}.mp4"  # the return value stays the output URL
+    # The stored copy is the return value (the vendor's URL expires); output_url keeps the vendor's URL.
+    assert returned == f"file://{target}"
+    assert context["ti"].xcom("output_url") == f"{emu.base_url}/files/{rid}.mp4"
     assert target.read_bytes()[4:8] == b"ftyp"
     assert context["ti"].xcom("video_uri") == f"file://{target}"
     assert [p.name for p in target.parent.iterdir()] == ["clip.mp4"]  # no temp file left beside it
@@ -442,7 +444,8 @@ def test_a_failed_save_is_retried_on_the_same_job_without_paying_again(
     assert not record.delivered  # the retry must find the finished job, not submit a new one
 
     context["ti"] = new_ti()
-    url = _op(persist_to=str(target)).execute(context)
-    assert url.endswith(f"/{record.request_id}.mp4")
+    returned = _op(persist_to=str(target)).execute(context)
+    assert returned == f"file://{target}"
+    assert context["ti"].xcom("output_url").endswith(f"/{record.request_id}.mp4")
     assert target.read_bytes()[4:8] == b"ftyp"
     assert _submits(emu) == 1

@@ -1,0 +1,46 @@
+"""The operator's numeric settings: a value of the wrong type names the parameter and its range.
+
+Construction-time settings fail when the DAG is parsed; templated ones (credits) when the task runs,
+before any request reaches the emulator.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_seedance.errors import SeedanceValidationError
+from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+if TYPE_CHECKING:
+    from airflow_provider_seedance.emulator.testing import EmulatorHandle
+
+
+def _op(**kwargs: Any) -> SeedanceGenerateOperator:
+    return SeedanceGenerateOperator(task_id="generate", prompt="a cat", deferrable=False, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["poll_interval", "max_poll_interval"])
+@pytest.mark.parametrize("value", ["5s", "", None, True, [5], "five"], ids=repr)
+def test_a_poll_interval_of_the_wrong_type_names_itself_and_its_range(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} must be a number of seconds > 0 \(e\.g\. 5 or 2\.5\), got "):
+        _op(**{name: value})
+
+
+@pytest.mark.parametrize("value", ["1h", "60", True, [60]], ids=repr)
+def test_a_timeout_of_the_wrong_type_names_itself_and_its_range(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^timeout must be a positive number of seconds or a timedelta"):
+        _op(timeout=value)
+
+
+@pytest.mark.parametrize("name", ["max_credits", "run_budget_credits"])
+@pytest.mark.parametrize("value", ["100 credits", "1e3", -1, 2.5, True], ids=repr)
+def test_a_credit_setting_of_the_wrong_type_names_itself_and_its_range(
+    emu: EmulatorHandle, context: dict[str, Any], name: str, value: Any
+) -> None:
+    with pytest.raises(SeedanceValidationError) as info:
+        _op(media_urls=["https://example.com/cat.jpg"], **{name: value}).execute(context)
+    assert info.value.field == name
+    assert "a whole number of credits >= 0" in str(info.value)
+    assert emu.admin.stats()["requests"] == 0  # refused before anything was sent
