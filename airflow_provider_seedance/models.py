@@ -5,6 +5,7 @@ Pure Python: no Airflow, no HTTP client, cheap to import at DAG-parse time.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import posixpath
@@ -24,6 +25,8 @@ from airflow_provider_seedance.errors import (
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "DECIDING_FIELDS",
+    "DIGEST_VERSION",
     "IMAGE_EXTENSIONS",
     "MAX_MEDIA_URLS",
     "VIDEO_EXTENSIONS",
@@ -38,6 +41,13 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v"})
 AUDIO_EXTENSIONS = frozenset({".mp3", ".wav"})
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 MAX_MEDIA_URLS = 5
+
+#: The fields that decide the video: :meth:`GenerationRequest.digest` covers these and nothing else.
+#: ``metadata`` (Airflow lineage holds the try number) and ``webhook_url`` only travel with the job.
+DECIDING_FIELDS = ("prompt", "media_urls", "model", "aspect_ratio", "duration", "resolution")
+#: Prefix of :meth:`GenerationRequest.digest`; a new version (other fields, other encoding) gets a new prefix,
+#: and a stored digest with another prefix is then treated as absent, never as "different".
+DIGEST_VERSION = "v1"
 
 # snake_case attribute -> camelCase API field, in the order the reference lists them.
 API_FIELDS: Mapping[str, str] = {
@@ -310,6 +320,20 @@ class GenerationRequest:
             "webhook_url": self.webhook_url,
             "metadata": self.metadata,
         }
+
+    def digest(self) -> str:
+        """A stable fingerprint of what decides the video (:data:`DECIDING_FIELDS`), e.g. ``v1:9f2c...``.
+
+        SHA-256 over canonical JSON (sorted keys, no spaces, ASCII), so it is the same in every process and
+        Python version. Metadata and the webhook URL are left out: a timestamp in metadata, or the try
+        number in the lineage, must not make a retry pay for a second job. No media and an empty list
+        are the same request (the body omits ``mediaUrls`` for both).
+        """
+        deciding = {name: getattr(self, name) for name in DECIDING_FIELDS}
+        deciding["media_urls"] = list(self.media_urls or ())
+        # ASCII-escaped: any text (even a lone surrogate) encodes, and always the same way.
+        canonical = json.dumps(deciding, sort_keys=True, separators=(",", ":"), default=str)
+        return f"{DIGEST_VERSION}:{hashlib.sha256(canonical.encode('ascii')).hexdigest()}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:

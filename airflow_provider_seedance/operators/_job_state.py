@@ -1,7 +1,10 @@
 """Where a submitted generation is remembered between tries, so a retry never pays twice.
 
 One record per task instance (dag, run, task, map index): the request id, when it was submitted,
-its absolute deadline, the credits charged, and whether its result was already handed over.
+its absolute deadline, the credits charged, whether its result was already handed over, and the
+digest of the request that made it (:meth:`~airflow_provider_seedance.models.GenerationRequest.digest`),
+so a retry resumes only the *same* request: an edited prompt or a changed template submits anew.
+A record written before the digest existed has none and resumes as it always did.
 
 - Airflow >= 3.3: ``context["task_state_store"]`` (the Task SDK's store, the one ``ResumableJobMixin``
   uses). The record is kept after success, marked ``delivered``, for observability.
@@ -50,6 +53,8 @@ class JobRecord:
     :param delivered: its result was handed to Airflow (the task succeeded with it).
     :param earlier_credits: credits charged for this task instance's earlier jobs in the run (replaced
         after they failed, or before a clear), so the run's spend keeps counting them.
+    :param request_digest: :meth:`GenerationRequest.digest` of the submitted request; None in records
+        written by versions before it existed (such a job is resumed whatever the request is now).
     """
 
     request_id: str
@@ -58,11 +63,25 @@ class JobRecord:
     credits_charged: int | None = None
     delivered: bool = False
     earlier_credits: int = 0
+    request_digest: str | None = None
 
     @property
     def credits_total(self) -> int:
         """This job's charge plus the earlier ones."""
         return (self.credits_charged or 0) + self.earlier_credits
+
+    def matches_request(self, digest: str) -> bool | None:
+        """Whether this job was submitted for the request whose digest is ``digest``; None when unknown.
+
+        Unknown: the record has no digest (an older version wrote it) or one of another digest version.
+        The caller then resumes the job as before rather than paying for a new one on a guess.
+
+        :param digest: :meth:`GenerationRequest.digest` of the request this try would submit.
+        """
+        stored = self.request_digest
+        if stored is None or stored.partition(":")[0] != digest.partition(":")[0]:
+            return None
+        return stored == digest
 
     def to_json(self) -> dict[str, Any]:
         """JSON-simple form stored in the state store / Variable."""
@@ -73,6 +92,7 @@ class JobRecord:
             "credits_charged": self.credits_charged,
             "delivered": self.delivered,
             "earlier_credits": self.earlier_credits,
+            "request_digest": self.request_digest,
         }
 
     @classmethod
@@ -89,6 +109,7 @@ class JobRecord:
         started_at = _number(data.get("started_at"))
         credits = data.get("credits_charged")
         earlier = data.get("earlier_credits")
+        digest = data.get("request_digest")
         return cls(
             request_id=request_id,
             started_at=started_at if started_at is not None else 0.0,
@@ -96,6 +117,7 @@ class JobRecord:
             credits_charged=credits if isinstance(credits, int) and not isinstance(credits, bool) else None,
             delivered=data.get("delivered") is True,
             earlier_credits=earlier if isinstance(earlier, int) and not isinstance(earlier, bool) else 0,
+            request_digest=digest if isinstance(digest, str) and digest else None,
         )
 
 

@@ -1,6 +1,6 @@
 """SeedanceGenerateOperator: validate -> submit (or resume) -> record -> wait -> hand back the video URL.
 
-Road of one generation (see also ``ARCHITECTURE.md``):
+Road of one generation (the whole picture, with the rooms and the triggerer's side: ``docs/architecture.rst``):
 
 1. ``execute()`` renders the templates, builds the :class:`~airflow_provider_seedance.models.GenerationRequest`
    with the Airflow lineage in its metadata, and validates it through the hook (unknown models are
@@ -11,11 +11,14 @@ Road of one generation (see also ``ARCHITECTURE.md``):
    before any POST. (The estimate may read the vendor's free model catalogue first, unless the
    connection's ``price_table`` prices the model.)
 3. An earlier try's job (see :mod:`._job_state`) is resumed when it is still running, reused when it
-   succeeded, and replaced when it failed or was cancelled. Otherwise the request is submitted once;
-   the request id is recorded (state store, XCom ``request_id``/``credits_charged``/``seedance_spend``)
-   *before* waiting. A submit that failed after it may have reached the API is not retried by Airflow
-   (:class:`SeedanceAmbiguousSubmitNoRetryError`) unless ``retry_ambiguous_submit=True``: with no
-   idempotency key, a second POST could create and charge a second job.
+   succeeded, and replaced when it failed or was cancelled, or when it was submitted for a different
+   request (its stored :meth:`~airflow_provider_seedance.models.GenerationRequest.digest` differs: the
+   prompt was edited, a template changed; it is then cancelled if still running). Otherwise the request
+   is submitted once; the request id and that digest are recorded (state store; XCom ``request_id``,
+   ``credits_charged``, ``seedance_spend``) *before* waiting. A submit that failed after it may have
+   reached the API is not retried by Airflow (:class:`SeedanceAmbiguousSubmitNoRetryError`) unless
+   ``retry_ambiguous_submit=True``: with no idempotency key, a second POST could create and charge a
+   second job.
 4. One status check, then the wait: deferred to :class:`~airflow_provider_seedance.triggers.seedance.SeedanceJobTrigger`
    or polled in the worker, up to the job's absolute deadline (cancelled when it passes).
 5. Success pushes XCom ``output_url`` and returns the URL (with ``persist_to``: saves the video and returns
@@ -342,7 +345,7 @@ class SeedanceGenerateOperator(BaseOperator):
         previous = store.load()
         self._budget = RunBudget(context, run_limit, log=self.log)
         if previous is not None and not previous.delivered:
-            resumed = self._resume(context, store, previous)
+            resumed = self._resume(context, store, previous, request)
             if resumed is not None:
                 return resumed[0]
 
@@ -360,8 +363,19 @@ class SeedanceGenerateOperator(BaseOperator):
     def _job_store(self, context: Context) -> JobStateStore:
         return job_store_for(context, resumable=self.resumable)
 
-    def _resume(self, context: Context, store: JobStateStore, record: JobRecord) -> tuple[Any] | None:
-        """Carry on with an earlier try's job; None when a new job must be submitted."""
+    def _resume(
+        self, context: Context, store: JobStateStore, record: JobRecord, request: GenerationRequest
+    ) -> tuple[Any] | None:
+        """Carry on with an earlier try's job; None when a new job must be submitted.
+
+        :param context: the task's context.
+        :param store: where the record came from.
+        :param record: the earlier try's job.
+        :param request: the request this try would submit (a job made for another one is not resumed).
+        """
+        if record.matches_request(request.digest()) is False:
+            self._drop_changed_job(record)
+            return None
         try:
             current = self.hook.get_job(record.request_id)
         except SeedanceNotFoundError:
@@ -385,6 +399,27 @@ class SeedanceGenerateOperator(BaseOperator):
         self.log.info("It is still running: resuming the wait (deadline kept from the first submit)")
         return (self._wait(context, store, record),)
 
+    def _drop_changed_job(self, record: JobRecord) -> None:
+        # The earlier job renders another video than this try asks for: resuming it would hand over the
+        # wrong video. Cancelling it (when still running) stops it using the vendor's capacity; its charge
+        # keeps counting in the run's spend (earlier_credits).
+        self.log.warning(
+            "Seedance generation %s from an earlier try was submitted for a different request (the prompt, "
+            "media URLs, model, aspect ratio, duration or resolution changed since, e.g. an edited prompt or "
+            "template): it is not resumed; cancelling it if still running and submitting the request as it "
+            "is now", record.request_id)
+        try:
+            result = self.hook.cancel_job(record.request_id)
+        except SeedanceConflictError:
+            self.log.info("Seedance generation %s had already finished; nothing to cancel", record.request_id)
+        except SeedanceNotFoundError:
+            self.log.info("Seedance generation %s is unknown to the API; nothing to cancel", record.request_id)
+        except SeedanceError as exc:
+            self.log.warning("Could not cancel Seedance generation %s (%s); it may run to its end",
+                             record.request_id, exc)
+        else:
+            self.log.info("Cancelled Seedance generation %s (status %s)", record.request_id, result.raw_status)
+
     def _submit(self, context: Context, store: JobStateStore, request: GenerationRequest, earlier: int) -> Any:
         submitted_at = time.time()
         try:
@@ -405,6 +440,7 @@ class SeedanceGenerateOperator(BaseOperator):
             deadline=submitted_at + self.timeout if self.timeout is not None else None,
             credits_charged=result.credits_charged,
             earlier_credits=earlier,
+            request_digest=request.digest(),
         )
         self._in_flight = record  # on_kill cancels it from now on
         # Recorded before anything else can fail: a retry must find this job, not pay for another.
