@@ -8,7 +8,7 @@ output URL.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
@@ -21,6 +21,9 @@ from airflow_provider_seedance.persist import (
     annotate_video_outlets,
     persist_video,
 )
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["VIDEO_URI_XCOM_KEY", "SeedancePersistVideoOperator"]
 
@@ -89,3 +92,29 @@ class SeedancePersistVideoOperator(BaseOperator):
         context["ti"].xcom_push(key=VIDEO_URI_XCOM_KEY, value=uri)
         annotate_video_outlets(context, self.outlets, uri, self.request_id)
         return uri
+
+    # -- OpenLineage (called by the OpenLineage provider's listener; imported lazily) ---------------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """The source URL (without its query) as input, the destination as output."""
+        from airflow_provider_seedance.lineage.openlineage import persist_lineage
+
+        return persist_lineage(self, None, "start")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """As on start: the video written at ``destination``.
+
+        :param task_instance: the finished task instance (unused).
+        """
+        from airflow_provider_seedance.lineage.openlineage import persist_lineage
+
+        return persist_lineage(self, task_instance, "complete")
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
+        """As on start (the intended destination).
+
+        :param task_instance: the failed task instance.
+        """
+        from airflow_provider_seedance.lineage.openlineage import persist_lineage
+
+        return persist_lineage(self, task_instance, "failure")

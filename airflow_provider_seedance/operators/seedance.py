@@ -65,6 +65,7 @@ from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
@@ -237,6 +238,9 @@ class SeedanceGenerateOperator(BaseOperator):
         self._stop: threading.Event | None = None
         #: The URL delivered in this run (read by the "Seedance video" link in the worker).
         self.seedance_output_url: str | None = None
+        # What this process learnt about its job (request id, credits, status), for the OpenLineage
+        # methods: the listener may call them in a forked process that must not read XCom itself.
+        self._lineage_facts: dict[str, Any] = {}
 
     @cached_property
     def hook(self) -> SeedanceHook:
@@ -443,6 +447,7 @@ class SeedanceGenerateOperator(BaseOperator):
             request_digest=request.digest(),
         )
         self._in_flight = record  # on_kill cancels it from now on
+        self._lineage_facts["vendor_status"] = result.raw_status or result.status.value
         # Recorded before anything else can fail: a retry must find this job, not pay for another.
         try:
             store.save(record)
@@ -533,6 +538,9 @@ class SeedanceGenerateOperator(BaseOperator):
         record = store.load()
         if record is None or record.request_id != job_event.request_id:
             record = JobRecord(request_id=job_event.request_id, started_at=time.time())
+        from airflow_provider_seedance.lineage.facts import note_resumed
+
+        note_resumed(self, context, record)  # this process did not submit: the lineage learns the job here
         if job_event.event == EVENT_COMPLETED and job_event.result is not None:
             return self._complete(context, store, record, job_event.result)
         if job_event.event == EVENT_TIMEOUT:
@@ -543,6 +551,7 @@ class SeedanceGenerateOperator(BaseOperator):
 
     def _complete(self, context: Context, store: JobStateStore, record: JobRecord, result: JobResult) -> Any:
         self._in_flight = None
+        self._lineage_facts.update(request_id=record.request_id, vendor_status=result.raw_status or result.status.value)
         if result.status is JobStatus.SUCCEEDED:
             return self._deliver(context, store, record, result)
         raise SeedanceJobFailedError(record.request_id, result.raw_status or result.status.value, result.error)
@@ -599,6 +608,7 @@ class SeedanceGenerateOperator(BaseOperator):
 
     def _push(self, context: Context, key: str, value: Any) -> None:
         if value is not None:
+            self._lineage_facts[key] = value
             context["ti"].xcom_push(key=key, value=value)
 
     def on_kill(self) -> None:
@@ -619,3 +629,29 @@ class SeedanceGenerateOperator(BaseOperator):
         else:
             self.log.info("Cancelled Seedance generation %s (status %s) because the task was killed",
                           record.request_id, result.raw_status)
+
+    # -- OpenLineage (called by the OpenLineage provider's listener; imported lazily) ---------------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """Media read, the destination when ``persist_to`` is set, the ``seedanceGeneration`` facet."""
+        from airflow_provider_seedance.lineage.openlineage import generate_lineage
+
+        return generate_lineage(self, None, "start")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """As on start, plus the request id, credits, vendor status and the video written.
+
+        :param task_instance: the finished task instance (unused: the facts come from this process).
+        """
+        from airflow_provider_seedance.lineage.openlineage import generate_lineage
+
+        return generate_lineage(self, task_instance, "complete")
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
+        """As on complete, with the vendor's status of the job when one was submitted.
+
+        :param task_instance: the failed task instance.
+        """
+        from airflow_provider_seedance.lineage.openlineage import generate_lineage
+
+        return generate_lineage(self, task_instance, "failure")

@@ -33,6 +33,7 @@ from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
@@ -70,6 +71,8 @@ class SeedanceJobSensor(BaseSensorOperator):
         self.max_poll_interval = max(float(max_poll_interval), float(self.poke_interval))
         #: The URL delivered in this run (read by the "Seedance video" link in the worker).
         self.seedance_output_url: str | None = None
+        # The job's last status seen by this process, for the OpenLineage methods (no XCom read there).
+        self._lineage_job: JobResult | None = None
 
     @cached_property
     def hook(self) -> SeedanceHook:
@@ -105,6 +108,7 @@ class SeedanceJobSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, result))
 
     def _finish(self, context: Context, result: JobResult) -> str:
+        self._lineage_job = result
         if result.status is JobStatus.SUCCEEDED and result.output_url:
             for secret in url_secrets(result.output_url):  # a signed output URL is a credential too
                 mask_secret(secret)
@@ -167,3 +171,29 @@ class SeedanceJobSensor(BaseSensorOperator):
         if job_event.event == EVENT_TIMEOUT:
             raise AirflowSensorTimeout(job_event.message)
         raise AirflowException(job_event.message)
+
+    # -- OpenLineage (called by the OpenLineage provider's listener; imported lazily) ---------------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """The job waited for (request id) in the ``seedanceGeneration`` and ``externalQuery`` facets."""
+        from airflow_provider_seedance.lineage.openlineage import sensor_lineage
+
+        return sensor_lineage(self, None, "start")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """As on start, plus the model, charge and status of the last status read, and the output URL.
+
+        :param task_instance: the finished task instance.
+        """
+        from airflow_provider_seedance.lineage.openlineage import sensor_lineage
+
+        return sensor_lineage(self, task_instance, "complete")
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
+        """As on complete, without an output.
+
+        :param task_instance: the failed task instance.
+        """
+        from airflow_provider_seedance.lineage.openlineage import sensor_lineage
+
+        return sensor_lineage(self, task_instance, "failure")
