@@ -331,6 +331,9 @@ def persist_video(
             http.close()
     uri = str(target)
     log.info("Stored %d bytes at %s", size, uri)
+    from airflow_provider_seedance.lineage.hook_lineage import report_persist
+
+    report_persist(target, uri, source_url=url)  # Airflow's hook lineage: what was read and written
     return uri
 
 

@@ -49,6 +49,7 @@ from airflow_provider_seedance.hooks._http import (
     transport_error_from_requests,
 )
 from airflow_provider_seedance.hooks._retry import RetryPolicy, build_retrying, log_before_sleep
+from airflow_provider_seedance.lineage.hook_lineage import report_submit
 from airflow_provider_seedance.models import GenerationRequest, JobResult
 
 __all__ = [
@@ -264,7 +265,9 @@ class SeedanceHook(CatalogueMixin, HttpHook):
             raise error
         self.log.debug("Seedance %s %s -> HTTP %s", method, path, response.status_code)
         if response.status_code == 408:
-            response.close()  # the server is dropping this connection: never hand it out again
+            # The server is dropping this connection, which requests has already put back in the pool (the
+            # body was read): close the session and its pools so the retry opens a fresh one.
+            self.close()
         return parse(interpret_response(response.status_code, response.headers, response.content, settings,
                                         request_id=request_id))
 
@@ -361,6 +364,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
                 raise
             raise error from exc
         self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
+        report_submit(self, request)  # Airflow's hook lineage: the media this generation read
         return result
 
     async def asubmit(self, request: GenerationRequest) -> JobResult:
@@ -379,6 +383,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
                 raise
             raise error from exc
         self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
+        report_submit(self, request)  # Airflow's hook lineage: the media this generation read
         return result
 
     @staticmethod
