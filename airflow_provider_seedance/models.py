@@ -1,6 +1,6 @@
 """The request and result of one generation, and the vendor's rules. Shared by hook, operator, trigger, emulator.
 
-Pure Python: no Airflow, no HTTP client, cheap to import at DAG-parse time.
+Pure Python: no Airflow, no HTTP client (the import rules and why: ``docs/architecture.rst``).
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ class GenerationRequest:
         }
 
     def digest(self) -> str:
-        """A stable fingerprint of what decides the video (:data:`DECIDING_FIELDS`), e.g. ``v1:9f2c...``.
+        """A stable fingerprint of what decides the video (``DECIDING_FIELDS``), e.g. ``v1:9f2c...``.
 
         SHA-256 over canonical JSON (sorted keys, no spaces, ASCII), so it is the same in every process and
         Python version. Metadata and the webhook URL are left out: a timestamp in metadata, or the try
@@ -375,7 +375,7 @@ class JobStatus(str, Enum):
         """
         if not isinstance(raw, str):
             return cls.UNKNOWN
-        # A dict lookup: this runs on every status poll of every waiting trigger.
+        # Hot path: every status poll of every wait.
         return _STATUS_BY_TEXT.get(raw.strip().lower(), cls.UNKNOWN)
 
 
@@ -425,7 +425,7 @@ class JobResult:
         :param body: decoded JSON.
         :param request_id: the id asked about (used when the body omits it; must match if both).
         """
-        # dict first: JSON objects are dicts, and the Mapping ABC check alone costs ten times as much.
+        # dict first: JSON objects are dicts, and it spares the far slower Mapping ABC check on the hot path.
         if not isinstance(body, (dict, Mapping)):
             raise SeedanceResponseError(f"expected a JSON object, got {type(body).__name__}", request_id=request_id)
         rid = body.get("requestId", request_id)

@@ -25,8 +25,8 @@
   was on loopback itself. A signed CDN URL that answers ``302 Location: http://169.254.169.254/...`` (a
   cloud metadata address) is refused before anything is fetched from there.
 - **No secrets in logs.** Signed URLs carry tokens in their query string: logs and error messages
-  show every URL through the provider's one redaction (:func:`airflow_provider_seedance._redact.redact_url`:
-  user info, secret query values and the fragment hidden), and those values are registered with
+  show every URL through the provider's one redaction (``_redact.redact_url``: user info, secret query
+  values and the fragment hidden), and those values are registered with
   Airflow's secrets masker, for the source URL and every redirect hop.
 
 The same destination always gets the same content, so a retried task simply overwrites it.
