@@ -265,7 +265,9 @@ class SeedanceHook(CatalogueMixin, HttpHook):
             raise error
         self.log.debug("Seedance %s %s -> HTTP %s", method, path, response.status_code)
         if response.status_code == 408:
-            response.close()  # the server is dropping this connection: never hand it out again
+            # The server is dropping this connection, which requests has already put back in the pool (the
+            # body was read): close the session and its pools so the retry opens a fresh one.
+            self.close()
         return parse(interpret_response(response.status_code, response.headers, response.content, settings,
                                         request_id=request_id))
 
