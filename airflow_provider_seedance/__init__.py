@@ -75,7 +75,9 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "schemes": ["http", "https"],
                 "handler": None,
-                "to_openlineage_converter": "airflow_provider_seedance.lineage.hook_lineage.convert_url_asset_to_openlineage",
+                "to_openlineage_converter": (
+                    "airflow_provider_seedance.lineage.hook_lineage.convert_url_asset_to_openlineage"
+                ),
             }
         ],
         "connection-types": [
