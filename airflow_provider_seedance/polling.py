@@ -14,10 +14,8 @@ Latency bound: a job that finishes ``T`` seconds after submit is seen at most
 defaults (5 s, growth 0.5, cap 60 s): a 10 s job is seen within 10 s, a 1 min job within 35 s, any
 job longer than 110 s within 60 s.
 
-Cost: the poll times follow ``t[n+1] = initial + (1 + growth) * t[n]``, a geometric series, so the
-number of polls grows with the logarithm of the duration until the cap is reached and then linearly
-at one per ``maximum``: 11 polls for a 5 min job and 66 for a 1 h job (721 at a fixed 5 s), counting
-the status check right after submit.
+Requests per job: 11 for a 5 min job and 66 for a 1 h job (721 at a fixed 5 s), counting the status
+check right after submit (why: docs/architecture.rst).
 """
 
 from __future__ import annotations

@@ -59,8 +59,7 @@ FROZEN = "seedance+gc-freeze"
 FLOOR = "schedule-only"
 HTTP_CONN_ID = "http_seedance"
 #: What each trigger imports on its first run (kept out of the measured phase; see trigger_worker).
-_OURS = ("airflow_provider_seedance.hooks.seedance", "airflow_provider_seedance.triggers._status_poller",
-         "airflow.sdk.log")
+_OURS = ("airflow_provider_seedance.hooks.seedance", "airflow.sdk.log")
 PRELOAD: dict[str, tuple[str, ...]] = {
     "seedance": _OURS,
     FROZEN: _OURS,

@@ -1,7 +1,7 @@
 """One shared HTTP client per (event loop, connection settings), counted by reference.
 
-The clients are the hook's ``aiohttp.ClientSession`` and its GET keep-alive pool (:mod:`._keepalive`);
-anything with a ``closed`` attribute and an async ``close()`` fits. A triggerer runs thousands of triggers in
+The client is the hook's ``aiohttp.ClientSession``; anything with a ``closed`` attribute and an async
+``close()`` fits. A triggerer runs thousands of triggers in
 one event loop; each holds a hook. Sharing one client (and so one connection pool with keep-alive) per loop
 and connection keeps that to a handful of sockets instead of thousands. Each hook takes a reference on first
 use and gives it back in ``aclose()``; the last one closes the client. A client nobody released is closed

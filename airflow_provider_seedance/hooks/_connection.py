@@ -323,9 +323,8 @@ async def aload_settings(hook: Any, conn_id: str, *, timeout: float | None = Non
     :param conn_id: the connection id.
     :param timeout: the hook's own timeout, which wins over the connection's extra.
     """
-    from airflow.providers.common.compat.connection import get_async_connection
-
     from airflow.providers.common.compat import connection as compat
+    from airflow.providers.common.compat.connection import get_async_connection
 
     conn = await get_async_connection(conn_id=conn_id, hook=hook)
     aextra = getattr(compat, "get_async_extra_dejson", None)  # an older common.compat has none

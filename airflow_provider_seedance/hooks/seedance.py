@@ -137,7 +137,8 @@ class SeedanceHook(CatalogueMixin, HttpHook):
 
     :param seedance_conn_id: the ``seedance`` connection: host = base URL (empty: the vendor's), password = API
         key, extras ``timeout`` (s), ``proxies`` (dict or JSON), ``verify_ssl`` (bool), ``ca_bundle`` (path),
-        ``allow_insecure_http`` (bool), ``price_table`` (JSON: model id -> pricing, see :meth:`estimate`).
+        ``allow_insecure_http`` (bool), ``price_table`` (JSON: model id -> pricing, see
+        :meth:`~airflow_provider_seedance.hooks._catalogue.CatalogueMixin.estimate`).
     :param timeout: seconds per HTTP request; overrides the connection's ``timeout`` extra (default 30).
     :param max_retries: retries after the first attempt; overrides ``retry_policy.max_attempts``.
     :param retry_policy: backoff, jitter and total-time bound (:class:`RetryPolicy`).
