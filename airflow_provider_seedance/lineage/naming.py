@@ -54,7 +54,9 @@ def _storage_path(uri: str) -> object | None:
     try:
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-        return ObjectStoragePath(uri)
+        # conn_id given (as None), like FileTransferOperator and persist_video do: on Airflow 3.0 only then is
+        # the "conn_id@" of the URI kept out of the bucket, and so out of the namespace.
+        return ObjectStoragePath(uri, conn_id=None)
     except Exception:  # an unknown protocol, a malformed URI: fall back to plain URL parsing
         return None
 
