@@ -1,6 +1,6 @@
 """Run every benchmark, print the tables, save the raw figures and write ``docs/performance.rst``.
 
-    python benchmarks/run_all.py            # full: N = 100, 1,000, 10,000 (about 15-20 min on 2 cores)
+    python benchmarks/run_all.py            # full: N = 100, 1,000, 2,500, 10,000 (about 15-20 min on 2 cores)
     python benchmarks/run_all.py --quick    # N = 100 and 1,000, fewer import samples (about 5 min)
     python benchmarks/run_all.py --render   # rewrite the docs page from benchmarks/results.json only
 
@@ -49,6 +49,7 @@ def run(quick: bool, sizes: list[int] | None) -> dict[str, Any]:
     import gc_pause
     import import_overhead
     import poll_cost
+    import poll_path
     import triggerer_scale
 
     started = time.time()
@@ -58,7 +59,9 @@ def run(quick: bool, sizes: list[int] | None) -> dict[str, Any]:
     imports = import_overhead.measure_import_overhead(runs=10 if quick else 15)
     _log("CPU per status request, tight loop ...")
     costs = poll_cost.measure_poll_costs(requests=1500 if quick else 3000, rounds=2 if quick else 3)
-    sizes = sizes or ([100, 1000] if quick else [100, 1000, 10_000])
+    _log("the poll path's size ...")
+    path = poll_path.measure_poll_path()
+    sizes = sizes or ([100, 1000] if quick else [100, 1000, 2500, 10_000])
     _log("full garbage-collection pause against waits in flight ...")
     gc_pauses = gc_pause.measure_gc_pauses((1000, 2500) if quick else (1000, 2500, 5000, 10_000))
     # The no-HTTP floor runs once, at the largest N that is still quick; the gc.freeze() variant at the
@@ -83,6 +86,7 @@ def run(quick: bool, sizes: list[int] | None) -> dict[str, Any]:
         },
         "imports": imports,
         "poll_cost": costs,
+        "poll_path": path,
         "gc_pauses": gc_pauses,
         "scale": scale,
     }
