@@ -56,6 +56,8 @@ _EXTERNAL = (
     r"urllib3(\..*)?",
     r"tenacity(\..*)?",
     r"pendulum(\..*)?",
+    r"openlineage(\..*)?",
+    r"OperatorLineage|Dataset|RunFacet",
     r"pytest(\..*)?",
     r"_pytest(\..*)?",
     r"asyncio(\..*)?",

@@ -2,7 +2,7 @@
 
 - A media or output URL: namespace ``scheme://host[:port]``, name the path. The query string (where a
   signed URL keeps its signature), the fragment and any user info are never part of either; matrix
-  parameters that look like credentials are masked through :func:`~airflow_provider_seedance._redact.redact_url`.
+  parameters that look like credentials are masked (``_redact.redact_url``, the provider's one URL redaction).
 - A stored video: the naming the OpenLineage provider gives an ``ObjectStoragePath``
   (``FileTransferOperator``): namespace ``path.namespace`` (``s3://bucket``, ``file``), name
   ``path.key``; the connection id of ``s3://conn_id@bucket/...`` is not part of it.

@@ -11,7 +11,8 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, BaseHook, task
+from airflow.providers.common.compat.sdk import BaseHook
+from airflow.sdk import DAG, task
 
 from airflow_provider_seedance.operators.persist import SeedancePersistVideoOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
