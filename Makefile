@@ -33,7 +33,7 @@ test: lint
 
 ## Unit tests only (no Airflow metadata DB); used for the oldest-Airflow compatibility run.
 unit: install
-	$(BIN)/pytest tests/unit tests/hook tests/emulator tests/operators tests/triggers tests/sensors tests/persist \
+	$(BIN)/pytest tests/unit tests/hook tests/emulator tests/operators tests/triggers tests/sensors tests/persist tests/lineage \
 		-m "not airflow_cli and not e2e" -q -p no:cacheprovider
 
 ## universal-pathlib<0.3: what Airflow 3.0's own constraints pin; 0.3 breaks its ObjectStoragePath.
