@@ -75,8 +75,9 @@ def check_python_deps() -> None:
 def build_dags_folder(target: Path, rows: int) -> None:
     """The DAG files every component parses: the backfill example, its table, and the probe DAGs.
 
-    The example reads ``data/products.csv`` beside its own file and offers no setting for another
-    table, so the unchanged example file is copied next to a generated table of ``rows`` rows.
+    The example creates its asset table (in the ``seedance_asset_db`` connection's database: the cluster's
+    PostgreSQL here) from ``data/products.csv`` beside its own file when the table does not exist, so the
+    unchanged example file is copied next to a generated seed of ``rows`` rows.
 
     :param target: the folder (created).
     :param rows: rows of the generated table.
@@ -131,6 +132,10 @@ def start_cluster(registry: ProcessRegistry, run_dir: Path, emulator_env: dict[s
     })
     env.update(emulator_env)
     env["AIRFLOW_VAR_SEEDANCE_VIDEO_DIR"] = str(run_dir / "videos")
+    # The asset table lives in the cluster's PostgreSQL, read and written by every worker.
+    env["AIRFLOW_CONN_SEEDANCE_ASSET_DB"] = json.dumps({
+        "conn_type": "postgres", "host": "127.0.0.1", "port": pg_port, "login": "airflow",
+        "password": pg_password, "schema": "airflow"})
     cluster = AirflowCluster(registry, home, env, api_port, admin_password=new_secret())
     cluster.cli("db", "migrate")
     # Deferred generations count against the pool (--include-deferred), as the vendor counts running jobs:

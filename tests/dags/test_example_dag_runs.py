@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+
 import pytest
 
 from airflow_provider_seedance.emulator.server import sample_video_path
@@ -61,8 +64,19 @@ def test_content_pipeline_reference_media_from_run_config(dag_runner, seedance_e
     assert _videos(dag_runner.video_dir) == ["content_pipeline/2025-03-08.mp4"]
 
 
-def test_asset_backfill_generates_each_row_once(dag_runner, seedance_emulator):
+def _asset_rows(db_path):
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        query = ("SELECT product_id, video_status, request_id, video_uri, credits_charged, claimed_by "
+                 "FROM products ORDER BY product_id")
+        return {r[0]: r[1:] for r in db.execute(query)}
+
+
+def test_asset_backfill_generates_each_row_once(dag_runner, seedance_emulator, tmp_path, monkeypatch):
     seedance_emulator.admin.configure(time_scale=0)
+    db_path = tmp_path / "assets.db"
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_ASSET_DB", json.dumps({"conn_type": "sqlite", "host": str(db_path)}))
     products = ["sku-1001", "sku-1002", "sku-1003"]
 
     first = dag_runner.run("example_seedance_asset_backfill", "2025-02-01")
@@ -72,23 +86,41 @@ def test_asset_backfill_generates_each_row_once(dag_runner, seedance_emulator):
     assert sorted(b["metadata"]["product_id"] for b in bodies) == products
     assert all(len(b["mediaUrls"]) == 1 for b in bodies)
     assert _videos(dag_runner.video_dir) == [f"asset_backfill/{p}/2025-02-01.mp4" for p in products]
+    # Each row's result is back in the table (created from the seed CSV on the first run).
+    jobs = {j["request"]["metadata"]["product_id"]: j for j in seedance_emulator.admin.jobs()}
+    rows = _asset_rows(db_path)
+    assert sorted(rows) == products
+    for product, (status, request_id, uri, credits, _claimed_by) in rows.items():
+        assert status == "succeeded"
+        assert request_id == jobs[product]["requestId"]
+        assert credits == jobs[product]["creditsCharged"]
+        assert uri.endswith(f"asset_backfill/{product}/2025-02-01.mp4")
 
-    # The same date again (a re-run or backfill with reprocessing): every row is done, nothing is sent.
-    again = dag_runner.run("example_seedance_asset_backfill", "2025-02-01")
+    # Another date (a backfill over more dates): every row is done, nothing is sent.
+    again = dag_runner.run("example_seedance_asset_backfill", "2025-02-02")
 
     assert again.returncode == 0, again.output[-4000:]
     assert len(_submits(seedance_emulator)) == 3
-    assert "0 of 3 rows need a video for 2025-02-01" in again.output
+    assert "This run owns 0 rows" in again.output
 
-    # One video lost: only that row is generated again.
-    (dag_runner.video_dir / "asset_backfill" / "sku-1002" / "2025-02-01.mp4").unlink()
-    repair = dag_runner.run("example_seedance_asset_backfill", "2025-02-01")
+    # A row handed back with the job an earlier run submitted: the job is resumed, not paid for again.
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("UPDATE products SET video_status = 'submitted', claimed_by = NULL, video_uri = NULL "
+                   "WHERE product_id = 'sku-1002'")
+        db.execute("UPDATE products SET video_status = NULL, request_id = NULL, claimed_by = NULL "
+                   "WHERE product_id = 'sku-1003'")
+    repair = dag_runner.run("example_seedance_asset_backfill", "2025-02-03")
 
     assert repair.returncode == 0, repair.output[-4000:]
     bodies = _submits(seedance_emulator)
-    assert len(bodies) == 4
-    assert bodies[-1]["metadata"]["product_id"] == "sku-1002"
-    assert len(_videos(dag_runner.video_dir)) == 3
+    assert [b["metadata"]["product_id"] for b in bodies[3:]] == ["sku-1003"]  # only the row never submitted
+    rows = _asset_rows(db_path)
+    assert rows["sku-1002"][:2] == ("succeeded", jobs["sku-1002"]["requestId"])
+    assert rows["sku-1002"][2].endswith("asset_backfill/sku-1002/2025-02-03.mp4")
+    assert rows["sku-1003"][0] == "succeeded"
+    assert rows["sku-1003"][1] != jobs["sku-1003"]["requestId"]
 
 
 def test_failed_generation_fails_the_run_and_saves_nothing(dag_runner, seedance_emulator):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ class Stack:
         self.engine = engine
         self.emulator = emulator
         self.video_dir = video_dir
+        self.asset_db = video_dir.parent / "assets.db"
 
 
 def _dag_ids(engine: AirflowEngine) -> set[str]:
@@ -53,6 +55,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         engine = AirflowEngine(root / "airflow-home", {
             "AIRFLOW_CONN_SEEDANCE_DEFAULT": emulator.connection_json,
             "AIRFLOW_VAR_SEEDANCE_VIDEO_DIR": str(video_dir),
+            # The backfill example's asset table: a SQLite file, created from the seed CSV on first use.
+            "AIRFLOW_CONN_SEEDANCE_ASSET_DB": json.dumps({"conn_type": "sqlite", "host": str(root / "assets.db")}),
         })
         try:
             engine.cli("db", "migrate")

@@ -5,6 +5,8 @@ The tests share one engine (module fixture ``stack``) and run in file order.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 
 import pytest
@@ -103,9 +105,16 @@ def _max_overlap(intervals):
     return peak
 
 
-def test_backfill_maps_each_row_once_within_the_pool(stack):
+def _asset_table(stack):
+    with contextlib.closing(sqlite3.connect(stack.asset_db)) as db:
+        query = "SELECT product_id, video_status, request_id, video_uri, claimed_by FROM products ORDER BY product_id"
+        return {row[0]: row[1:] for row in db.execute(query)}
+
+
+def test_backfill_generates_each_row_once_across_overlapping_runs_within_the_pool(stack):
     engine, emulator = stack.engine, stack.emulator
-    # Backfill runs of a paused DAG stay queued. Unpausing also schedules the latest interval (catchup=False).
+    # Backfill runs of a paused DAG stay queued. Unpausing also schedules the latest interval (catchup=False),
+    # so three runs compete for the same table: the backfill's two dates and the scheduled run.
     engine.api("PATCH", f"/dags/{BACKFILL}", json={"is_paused": False})
     created = _create_backfill(stack, from_date="2025-01-01T00:00:00Z", to_date="2025-01-02T00:00:00Z",
                                max_active_runs=2)
@@ -115,22 +124,25 @@ def test_backfill_maps_each_row_once_within_the_pool(stack):
 
     runs = _dag_runs(stack, BACKFILL, run_type="backfill")
     assert sorted(r["logical_date"][:10] for r in runs) == ["2025-01-01", "2025-01-02"]
-    for run in runs + scheduled:
-        run_id, day = run["dag_run_id"], run["logical_date"][:10]
-        assert run["state"] == "success", run
-        assert _task_states(stack, BACKFILL, run_id, "generate_video") == {0: "success", 1: "success", 2: "success"}
-        assert _task_states(stack, BACKFILL, run_id, "save_video") == {0: "success", 1: "success", 2: "success"}
-        # One POST per row, each with its own image and product id.
-        bodies = _submits(stack, dag_id=BACKFILL, run_id=run_id)
-        assert sorted(b["metadata"]["product_id"] for b in bodies) == PRODUCTS
-        assert len({b["mediaUrls"][0] for b in bodies}) == 3
-        for product in PRODUCTS:
-            assert (stack.video_dir / "asset_backfill" / product / f"{day}.mp4").read_bytes()[4:8] == b"ftyp"
+    assert all(r["state"] == "success" for r in runs + scheduled), runs + scheduled
+    # One POST per row over all the runs: each row was claimed by exactly one of them.
+    bodies = _submits(stack, dag_id=BACKFILL)
+    assert sorted(b["metadata"]["product_id"] for b in bodies) == PRODUCTS
+    assert len({b["mediaUrls"][0] for b in bodies}) == 3
+    table = _asset_table(stack)
+    jobs = {j["request"]["metadata"]["product_id"]: j for j in emulator.admin.jobs()
+            if j["request"]["metadata"]["airflow"]["dag_id"] == BACKFILL}
+    day_of_run = {r["dag_run_id"]: r["logical_date"][:10] for r in runs + scheduled}
+    for product in PRODUCTS:
+        status, request_id, uri, claimed_by = table[product]
+        assert (status, request_id) == ("succeeded", jobs[product]["requestId"])
+        # The video was saved at the row's path for the date of the run that generated it.
+        video = stack.video_dir / "asset_backfill" / product / f"{day_of_run[claimed_by]}.mp4"
+        assert uri == f"file://{video}"
+        assert video.read_bytes()[4:8] == b"ftyp"
 
     # The pool (2 slots, deferred tasks counted) capped the jobs in flight at the vendor.
-    jobs = [j for j in emulator.admin.jobs() if j["request"]["metadata"]["airflow"]["dag_id"] == BACKFILL]
-    assert len(jobs) == 3 * len(runs + scheduled)
-    lifetimes = [(j["createdAt"], j["createdAt"] + j["queuedSeconds"] + j["processingSeconds"]) for j in jobs]
+    lifetimes = [(j["createdAt"], j["createdAt"] + j["queuedSeconds"] + j["processingSeconds"]) for j in jobs.values()]
     in_flight = _max_overlap(lifetimes)
     print(f"\n[e2e] at most {in_flight} backfill generations were in flight at once")
     assert in_flight <= POOL_SLOTS
@@ -145,14 +157,14 @@ def test_backfill_again_over_done_dates_generates_nothing(stack):
     runs = _dag_runs(stack, BACKFILL, run_type="backfill")
     assert all(r["state"] == "success" for r in runs), runs
     for run in runs:
-        # The runs really ran again (second try of pending_rows), found every row done, and mapped nothing:
-        # the earlier map indexes are "removed" (or "skipped" when a date never had any).
-        pending = stack.engine.task_instance(BACKFILL, run["dag_run_id"], "pending_rows")
-        assert (pending["state"], pending["try_number"]) == ("success", 2)
-        assert stack.engine.xcom(BACKFILL, run["dag_run_id"], "pending_rows") == []
+        # The runs really ran again (second try of claim_rows). A run that generated rows the first time owns
+        # them again and maps them, but each finds its row done and sends nothing; the other run owns none.
+        claim = stack.engine.task_instance(BACKFILL, run["dag_run_id"], "claim_rows")
+        assert (claim["state"], claim["try_number"]) == ("success", 2)
         mapped_states = set(_task_states(stack, BACKFILL, run["dag_run_id"], "generate_video").values())
-        assert mapped_states <= {"removed", "skipped"}
+        assert mapped_states <= {"success", "removed", "skipped"}
     assert len(_submits(stack, dag_id=BACKFILL)) == before
+    assert {status for status, *_ in _asset_table(stack).values()} == {"succeeded"}
 
 
 def test_triggerer_restart_neither_loses_nor_duplicates_the_job(stack):
