@@ -19,7 +19,8 @@ button, ``airflow dags trigger`` without ``--logical-date``), the day it was tri
 finds the file through the event's extra.
 
 Against the real service, set the ``seedance_default`` connection to your key (see
-``example_seedance_image_to_video``); a 5 s 720p text-to-video job costs about 40 credits.
+``example_seedance_image_to_video``); a 5 s 720p text-to-video job costs about 40 credits. The
+generation runs in the pool ``seedance``: create it first (docs: "Run it for real, locally").
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ with DAG(
         resolution="720p",
         metadata={"pipeline": "daily-content", "day": DAY},
         deferrable=True,
+        # Generations in flight are capped by this pool (deferred ones count too). Create it first:
+        #   airflow pools set seedance 2 "Seedance generations in flight" --include-deferred
+        # Without it a scheduler never starts this task; `airflow dags test` runs it but warns.
+        pool="seedance",
         # Saved in the worker once the trigger fires. The stored URI is the return value (.output) and
         # goes to XCom "video_uri" and to the Asset event's extra.
         persist_to=VIDEO_DIR + "/content_pipeline/" + DAY + ".mp4",
