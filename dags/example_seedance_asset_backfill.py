@@ -9,9 +9,10 @@ database of the Airflow connection ``seedance_asset_db``, read and written throu
 When the table does not exist yet it is created and filled from ``data/products.csv`` beside this file.
 Every run:
 
-1. ``claim_rows`` claims, in one ``UPDATE``, every row that has no video yet and is not claimed by another
-   run, and returns the rows this run owns (in a stable order, so a cleared run maps each row to the same
-   task again). An overlapping backfill or scheduled run skips rows another run owns.
+1. ``claim_rows`` claims, in one ``UPDATE``, the rows (at most ``max_rows``, 1,000 by default) that have
+   no video yet and are not claimed by another run, and returns the rows this run owns (in a stable order,
+   so a cleared run maps each row to the same task again). An overlapping backfill or scheduled run skips
+   rows another run owns.
 2. ``generate_video`` is mapped over them (``expand_kwargs``), one task per row in the pool ``seedance``,
    deferred while the video renders, saved to a per-row path (``persist_to``). On success it writes the
    row's result back: ``video_status = 'succeeded'``, ``request_id``, ``video_uri``, ``credits_charged``.
@@ -66,6 +67,9 @@ TABLE = "products"
 SEED_CSV = Path(__file__).parent / "data" / "products.csv"
 POOL = "seedance"
 DEFAULT_VIDEO_DIR = "/tmp/seedance-videos"  # noqa: S108 - an example default; set the Variable
+#: Most rows one run claims (the ``max_rows`` param overrides it): keeps a run's mapped tasks within
+#: ``[core] max_map_length`` (1,024 by default); a bigger table is worked through by successive runs.
+MAX_ROWS_PER_RUN = 1000
 #: The result columns written back to the table, beside the asset columns.
 CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -100,18 +104,19 @@ def video_path(base: str, product_id: str, day: str) -> str:
     return f"{base.rstrip('/')}/asset_backfill/{product_id}/{day}.mp4"
 
 
-def ensure_table(db: Any) -> None:
-    """Create the asset table if missing, filled from the seed CSV when empty.
+def ensure_table(db: Any) -> Any:
+    """Create the asset table if missing, filled from the seed CSV when empty; return the hook.
 
     :param db: the asset database's hook.
     """
     db.run(CREATE_TABLE)
     if db.get_first(f"SELECT COUNT(*) FROM {TABLE}")[0]:  # noqa: S608 - constant table name
-        return
+        return db
     with SEED_CSV.open(newline="", encoding="utf-8") as handle:
         seed = [(r["product_id"], r["image_url"], r["prompt"]) for r in csv.DictReader(handle)]
     db.insert_rows(TABLE, seed, target_fields=["product_id", "image_url", "prompt"])
     log.info("Created table %s with %d seed rows from %s", TABLE, len(seed), SEED_CSV.name)
+    return db
 
 
 def to_generate_kwargs(row: dict[str, Any]) -> dict[str, Any]:
@@ -213,24 +218,27 @@ with DAG(
     catchup=False,
     max_active_runs=2,
     tags=["example", "seedance"],
+    params={"max_rows": MAX_ROWS_PER_RUN},
     doc_md=__doc__,
 ):
 
     @task
-    def claim_rows(run_id: str | None = None, ds: str | None = None) -> list[dict[str, Any]]:
+    def claim_rows(run_id: str | None = None, ds: str | None = None, params: Any = None) -> list[dict[str, Any]]:
         """Claim the rows without a video that no other run owns; return every row this run owns.
 
         :param run_id: the run's id, injected by Airflow.
         :param ds: the run's logical date, injected by Airflow.
+        :param params: the run's params (``max_rows``: most rows one run claims), injected by Airflow.
         """
-        db = asset_db()
-        ensure_table(db)
+        db = ensure_table(asset_db())
         p = db.placeholder
-        # One statement: two runs claiming at once never get the same row.
+        max_rows = int((params or {}).get("max_rows") or MAX_ROWS_PER_RUN)
+        # One statement: two runs claiming at once never get the same row (the outer claimed_by check).
         db.run(
             f"UPDATE {TABLE} SET video_status = 'claimed', claimed_by = {p}, updated_at = {p} "  # noqa: S608
-            "WHERE claimed_by IS NULL AND (video_status IS NULL OR video_status = 'submitted')",
-            parameters=(run_id, _now()),
+            f"WHERE claimed_by IS NULL AND product_id IN (SELECT product_id FROM {TABLE} WHERE claimed_by IS NULL "
+            f"AND (video_status IS NULL OR video_status = 'submitted') ORDER BY product_id LIMIT {p})",
+            parameters=(run_id, _now(), max_rows),
         )
         records = db.get_records(
             f"SELECT product_id, image_url, prompt, video_status, request_id FROM {TABLE} "  # noqa: S608
