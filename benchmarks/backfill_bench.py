@@ -44,7 +44,7 @@ def table_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 
     :param runs: raw figures of each run.
     """
-    header = ["", *[f"{r['dag']} / {r['mode']}" for r in runs]]
+    header = ["", *[r.get("label") or f"{r['dag']} / {r['mode']}" for r in runs]]
 
     def line(label: str, fn: Any) -> list[str]:
         return [label, *[fn(r) for r in runs]]
@@ -77,6 +77,20 @@ def table_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
              lambda r: _fmt(sum(r["cpu_seconds"].get(k, 0.0) for k in ("scheduler", "triggerer", "workers"))
                             / r["rows"], 3)),
         line("peak deferred tasks", lambda r: str(r["deferred_peak"])),
+        line("row overhead: pool-slot time beyond the job, median (s)",
+             lambda r: _fmt(r.get("profile", {}).get("slot_overhead", {}).get("median"), 2)),
+        line("  submit step, median (s)",
+             lambda r: _fmt(r.get("profile", {}).get("submit_step", {}).get("median"), 2)),
+        line("  deferral to trigger start, median (s)",
+             lambda r: _fmt(r.get("profile", {}).get("defer_to_trigger_start", {}).get("median"), 2)),
+        line("  job end to trigger firing, median (s)",
+             lambda r: _fmt(r.get("profile", {}).get("job_end_to_trigger_fired", {}).get("median"), 2)),
+        line("  firing to finishing step start, median (s)",
+             lambda r: _fmt(r.get("profile", {}).get("fired_to_finish_step_start", {}).get("median"), 2)),
+        line("  finishing step, median (s)",
+             lambda r: _fmt(r.get("profile", {}).get("finish_step", {}).get("median"), 2)),
+        line("  sensor's time beyond the job, median (s)",
+             lambda r: _fmt(r.get("profile", {}).get("job_end_to_sensor_end", {}).get("median"), 2)),
         line("peak busy worker processes", lambda r: str(r["workers_busy_peak"])),
         line("vendor: peak running / peak waiting for a slot",
              lambda r: f"{r['vendor_peak_running']} / {r['vendor_peak_waiting']}"),
@@ -203,6 +217,14 @@ def write_docs(results: dict[str, Any], page: Path) -> None:
     page.write_text(text, encoding="utf-8")
 
 
+def _progress(figures: RunFigures, out: Path | None, results: dict[str, Any]) -> None:
+    print(f"[backfill] {figures.label}: {figures.run_state} in {figures.wall_seconds:.0f} s "
+          f"({figures.wall_vs_ideal:.2f}x ideal), {figures.jobs_created} jobs, {figures.duplicate_jobs} duplicates, "
+          f"{figures.rows_lost} rows lost, {figures.received_429} 429s", flush=True)
+    if out is not None:  # saved after every run: a cut-short run keeps what it measured
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+
+
 def _results(args: argparse.Namespace, argv: list[str] | None, full: bool, started: float,
              settings: BenchSettings, runs: list[RunFigures]) -> dict[str, Any]:
     results: dict[str, Any] = {
@@ -233,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallelism", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help=f"raw figures (default {RESULTS.name} for a full run)")
     parser.add_argument("--docs", type=Path, default=None, help="write the docs section into this page")
+    parser.add_argument("--variant-pool", type=int, action="append", default=[],
+                        help="also run the provider in queue mode with this pool size (sizing; repeatable)")
     parser.add_argument("--run-timeout", type=float, default=2400, help="seconds allowed per DAG run")
     parser.add_argument("--render", action="store_true", help="only rewrite the docs section from the saved figures")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -253,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.parallelism = args.parallelism
     dags = args.dag or ["provider", "http"]
     modes = args.mode or ["queue", "refuse"]
-    full = args.dag is None and args.mode is None and args.rows >= 1000
+    full = args.dag is None and args.mode is None and args.rows >= 1000 and args.pool is None
     out = args.out or (RESULTS if full else None)
     started = time.monotonic()
     runs: list[RunFigures] = []
@@ -261,15 +285,11 @@ def main(argv: list[str] | None = None) -> int:
             backfill_stack(args.workdir or Path(tmp), settings) as stack:
         for mode in modes:
             for dag in dags:
-                figures = stack.run(dag, mode, timeout=args.run_timeout)
-                runs.append(figures)
-                if out is not None:  # saved after every run: a cut-short run keeps what it measured
-                    out.write_text(json.dumps(_results(args, argv, full, started, settings, runs), indent=2,
-                                              default=str) + "\n", encoding="utf-8")
-                print(f"[backfill] {dag} / {mode}: {figures.run_state} in {figures.wall_seconds:.0f} s "
-                      f"({figures.wall_vs_ideal:.2f}x ideal), {figures.jobs_created} jobs, "
-                      f"{figures.duplicate_jobs} duplicates, {figures.rows_lost} rows lost, "
-                      f"{figures.received_429} 429s", flush=True)
+                runs.append(stack.run(dag, mode, timeout=args.run_timeout))
+                _progress(runs[-1], out, _results(args, argv, full, started, settings, runs))
+        for slots in args.variant_pool:
+            runs.append(stack.run("provider", "queue", timeout=args.run_timeout, pool_slots=slots))
+            _progress(runs[-1], out, _results(args, argv, full, started, settings, runs))
     results = _results(args, argv, full, started, settings, runs)
     print()
     print_table(results["runs"])

@@ -355,7 +355,8 @@ class RunFigures:
     vendor_peak_waiting: int = 0
     vendor_slot_wait_seconds: float = 0.0
     first_submit_to_last_end: float = 0.0
-    mean_slot_overhead_seconds: float = 0.0
+    profile: dict[str, dict[str, float]] = field(default_factory=dict)
+    label: str = ""
 
     @property
     def wall_vs_ideal(self) -> float:
@@ -505,16 +506,19 @@ class BackfillStack:
         write_table(self.table, s.rows, example_create_table())
         shutil.rmtree(self.video_dir, ignore_errors=True)
 
-    def run(self, dag: str, mode: str, timeout: float = 3600) -> RunFigures:
+    def run(self, dag: str, mode: str, timeout: float = 3600, pool_slots: int | None = None) -> RunFigures:
         """Run one DAG over the whole table in one vendor mode and measure it.
 
         :param dag: ``provider`` (the example) or ``http`` (the http-provider baseline).
         :param mode: ``queue`` or ``refuse``.
         :param timeout: seconds allowed for the run.
+        :param pool_slots: a different pool size for this run (None: the settings').
         """
         assert self.engine is not None
         engine = self.engine
         dag_id = DAG_OF[dag]
+        slots = pool_slots or self.settings.slots
+        engine.cli("pools", "set", "seedance", str(slots), "Seedance generations in flight", "--include-deferred")
         self._prepare(mode)
         self._runs += 1
         sampler = Sampler(engine)
@@ -531,7 +535,10 @@ class BackfillStack:
         finally:
             sampler.stop()
         after = sampler.snapshot()
-        return self._figures(dag, mode, dag_id, run, sampler, before, after)
+        figures = self._figures(dag, mode, dag_id, run, sampler, before, after)
+        figures.pool_slots = slots
+        figures.label = f"{dag} / {mode}" + (f" / pool {slots}" if slots != self.settings.slots else "")
+        return figures
 
     def _run_if_done(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         assert self.engine is not None
@@ -589,6 +596,10 @@ class BackfillStack:
         figures.task_states = {task: dict(c) for task, c in states.items()}
         figures.tries_beyond_first = sum(max(0, int(ti["try_number"]) - 1) for ti in tis)
         figures.failed_tasks = sum(1 for ti in tis if ti["state"] in ("failed", "upstream_failed"))
+        try:
+            figures.profile = profile_run(engine_home(self.engine), dag, run["dag_run_id"], jobs)
+        except Exception as exc:  # the profile is a bonus; the counts above are the result
+            self.log(f"[backfill] profile failed: {exc!r}")
         if jobs:
             created = [j["createdAt"] for j in jobs]
             ends = [j["createdAt"] + j["queuedSeconds"] + j["processingSeconds"] for j in jobs]
@@ -606,6 +617,14 @@ class BackfillStack:
         poke = s.scaled(s.http_poke_interval)
         # The sensor pokes at 0, poke, 2 poke... until it sees the end; the record task reads it once more.
         return 1 + math.ceil(lifetime / poke) + 1
+
+
+def engine_home(engine: AirflowEngine) -> Path:
+    """The engine's AIRFLOW_HOME.
+
+    :param engine: the engine.
+    """
+    return engine.home
 
 
 def _product_of(job: dict[str, Any]) -> str:
@@ -626,3 +645,92 @@ def backfill_stack(root: Path, settings: BenchSettings, log: Any = print) -> Ite
 
 
 __all__ += ["backfill_stack", "free_port"]
+
+
+# -- where the time goes -----------------------------------------------------------------------------
+
+
+def _log_events(path: Path) -> list[tuple[float, str]]:
+    from datetime import datetime
+
+    events = []
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                    when = datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00")).timestamp()
+                except (ValueError, KeyError, TypeError):
+                    continue
+                events.append((when, str(entry.get("event", ""))))
+    except OSError:
+        return []
+    return events
+
+
+def _first(events: list[tuple[float, str]], text: str, after: float = 0.0) -> float | None:
+    return next((t for t, e in events if text in e and t >= after), None)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    values = sorted(v for v in values if v is not None and not math.isnan(v))
+    if not values:
+        return {}
+    return {"median": round(values[len(values) // 2], 2), "mean": round(sum(values) / len(values), 2),
+            "p90": round(values[int(len(values) * 0.9)], 2), "n": len(values)}
+
+
+def profile_run(home: Path, dag: str, run_id: str, jobs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Where each row's time went, from the task and trigger logs and the vendor's job times (seconds).
+
+    Provider: submit step, deferral to trigger start, job end to trigger firing (detection), firing to the
+    finishing step's start (scheduler + executor), the finishing step, and the row's overhead (its pool
+    slot's time beyond the job). http DAG: submit step, and the sensor's time beyond the job.
+
+    :param home: the engine's AIRFLOW_HOME.
+    :param dag: ``provider`` or ``http``.
+    :param run_id: the run.
+    :param jobs: the emulator's job table.
+    """
+    end_of = {str((j["request"].get("metadata") or {}).get("product_id")):
+              (j["createdAt"], j["createdAt"] + j["queuedSeconds"] + j["processingSeconds"]) for j in jobs}
+    base = home / "logs" / f"dag_id={DAG_OF[dag]}" / f"run_id={run_id}"
+    phases: dict[str, list[float]] = {}
+
+    def add(name: str, value: float | None) -> None:
+        if value is not None:
+            phases.setdefault(name, []).append(value)
+
+    task = "generate_video" if dag == "provider" else "submit"
+    for folder in sorted((base / f"task_id={task}").glob("map_index=*")):
+        index = int(folder.name.split("=", 1)[1])
+        product = sku(index)
+        if product not in end_of:
+            continue
+        created, ended = end_of[product]
+        main = _log_events(folder / "attempt=1.log")
+        if not main:
+            continue
+        start = main[0][0]
+        add("submit_step", (_first(main, "DEFERRED") or _first(main, "::endgroup::", start + 1e-6) or start) - start
+            if dag == "provider" else main[-1][0] - start)
+        if dag == "provider":
+            deferred = _first(main, "Pausing task as DEFERRED")
+            resumed = _first(main, "::group::Pre Execute", (deferred or start) + 1e-6)
+            trigger = next((_log_events(p) for p in folder.glob("attempt=1.log.trigger.*.log")), [])
+            t_start, fired = _first(trigger, "starting"), _first(trigger, "Trigger fired event")
+            if deferred and t_start:
+                add("defer_to_trigger_start", t_start - deferred)
+            if fired:
+                add("job_end_to_trigger_fired", fired - ended)
+            if fired and resumed:
+                add("fired_to_finish_step_start", resumed - fired)
+            if resumed:
+                add("finish_step", main[-1][0] - resumed)
+            add("slot_overhead", (main[-1][0] - start) - (ended - created))
+        else:
+            sensor = _log_events(base / "task_id=wait" / folder.name / "attempt=1.log")
+            if sensor:
+                add("sensor_step", sensor[-1][0] - sensor[0][0])
+                add("job_end_to_sensor_end", sensor[-1][0] - ended)
+    return {name: _summary(values) for name, values in phases.items()}

@@ -14,8 +14,9 @@ to ``max(1, requests_per_second)``) for every request that carries a key (submit
 Past it: 429 ``rate_limited`` with ``Retry-After``. The output files (a public bucket) and the model
 catalogue (no key) are not limited.
 
-Like the job lifecycle, slots are computed from timestamps: :meth:`AccountLimits.advance` hands freed
-slots to waiting jobs as of the given time, and runs before any job is read, so no timer is needed.
+Like the job lifecycle, slots are computed from timestamps: ``AccountLimits.advance`` hands freed slots to
+waiting jobs as of the given time and runs before any job is read (one timer per server wakes it only for
+webhooks of jobs that waited).
 """
 
 from __future__ import annotations
