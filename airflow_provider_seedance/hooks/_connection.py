@@ -93,7 +93,7 @@ class ConnectionSettings:
         (what requests reads), else certifi's (requests' default). None when verification is off."""
         if not self.verify_ssl:
             return None
-        return self.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or _certifi()
+        return self.ca_bundle or _environment_ca_bundle(self.conn_id) or _certifi()
 
     @property
     def requests_verify(self) -> bool | str:
@@ -117,7 +117,10 @@ class ConnectionSettings:
             return _SSL_CONTEXTS[cafile]
         import asyncio
 
-        context = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
+        try:
+            context = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:  # the file changed since it was checked
+            raise _fail(self.conn_id, f"cannot load the CA bundle {cafile!r}: {exc}") from None
         return _SSL_CONTEXTS.setdefault(cafile, context)
 
 
@@ -254,9 +257,31 @@ def _flag(conn_id: str, name: str, value: Any, default: bool) -> bool:
 def _ca_bundle(conn_id: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if not isinstance(value, str) or not os.path.isfile(value.strip()):
-        raise _fail(conn_id, f"extra 'ca_bundle' must be the path of a readable PEM file, got {value!r}")
+    if not isinstance(value, str) or not _is_pem_bundle(value.strip()):
+        raise _fail(conn_id, f"extra 'ca_bundle' must be the path of a readable PEM file of CA certificates, "
+                             f"got {value!r}")
     return value.strip()
+
+
+def _is_pem_bundle(path: str) -> bool:
+    # Checked when the connection is read, so a wrong path fails with its name instead of as a TLS error
+    # (retried as "could not connect") on the first request.
+    try:
+        with open(path, "rb") as handle:
+            return b"-----BEGIN CERTIFICATE-----" in handle.read(4 * 1024 * 1024)
+    except OSError:
+        return False
+
+
+def _environment_ca_bundle(conn_id: str) -> str | None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = os.environ.get(name)
+        if path:
+            if not _is_pem_bundle(path):
+                raise _fail(conn_id, f"the environment variable {name}={path!r} (the CA bundle requests and this "
+                                     "provider trust) is not a readable PEM file of CA certificates")
+            return path
+    return None
 
 
 def settings_from_connection(

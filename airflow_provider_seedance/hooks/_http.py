@@ -148,15 +148,13 @@ def _host_not_found(settings: ConnectionSettings, what: str, kind: str) -> Seeda
     )
 
 
-def transport_error_from_requests(
-    exc: requests.RequestException, what: str, settings: ConnectionSettings
-) -> SeedanceTransportError:
+def transport_error_from_requests(exc: Exception, what: str, settings: ConnectionSettings) -> SeedanceTransportError:
     """Map a requests failure; ``sent=False`` only when no connection was ever established.
 
     A connect timeout, refused connection, DNS failure or TLS handshake failure cannot have delivered the
     request. A read timeout, a reset or a broken response may have: the server may be acting on it.
 
-    :param exc: the requests exception.
+    :param exc: the requests exception (or urllib3's, raised while the body is read).
     :param what: the call, e.g. ``POST /api/open/v1/video/generations``.
     :param settings: the connection (secrets scrubbed from the message, host named for DNS failures).
     """

@@ -13,6 +13,7 @@ is retried in :func:`airflow_provider_seedance.errors.is_retryable`.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 import aiohttp
 import requests
+import urllib3
 from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 from requests.auth import AuthBase
 
@@ -28,6 +30,7 @@ from airflow_provider_seedance.errors import (
     SeedanceAuthError,
     SeedanceError,
     SeedanceNotFoundError,
+    SeedanceResponseError,
     SeedanceTransportError,
     SeedanceValidationError,
     is_retryable,
@@ -62,6 +65,8 @@ __all__ = [
 ]
 
 GENERATIONS_PATH = "/api/open/v1/video/generations"
+#: The largest answer read: the API's answers are a few KB; a server streaming more is refused, not buffered.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MODELS_PATH = "/api/open/v1/models"
 
 T = TypeVar("T")
@@ -85,6 +90,16 @@ def _job_path(request_id: str, suffix: str = "") -> str:
     if not isinstance(request_id, str) or not request_id.strip():
         raise SeedanceValidationError("request_id", request_id, "a non-empty request id string")
     return f"{GENERATIONS_PATH}/{quote(request_id.strip(), safe='')}{suffix}"
+
+
+async def _read_capped_async(response: aiohttp.ClientResponse) -> bytes:
+    # The session's total timeout bounds the time; this bounds the bytes buffered.
+    body = bytearray()
+    while chunk := await response.content.read(65536):
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise SeedanceResponseError(f"answer larger than {MAX_RESPONSE_BYTES:,} bytes: refused")
+    return bytes(body)
 
 
 class SeedanceAsyncHttpHook(HttpAsyncHook):
@@ -167,6 +182,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
         self._lease: SessionLease | None = None
+        self._fresh_connection = False  # the next async attempt must not reuse a pooled connection
         self._init_catalogue(catalogue_ttl)
 
     def __repr__(self) -> str:
@@ -248,17 +264,47 @@ class SeedanceHook(CatalogueMixin, HttpHook):
             session.mount("https://", self.keep_alive_adapter)
         return session
 
+    def run_and_check(self, session: requests.Session, prepped_request: requests.PreparedRequest,
+                      extra_options: dict[Any, Any]) -> Any:
+        """HttpHook's send, with the environment's proxies, NO_PROXY and CA bundle merged as requests does,
+        minus its raw log line of a failed request (the error is logged scrubbed by the caller) and streamed,
+        so :meth:`_read_capped` bounds the body in bytes and in time.
+
+        :param session: the hook's session.
+        :param prepped_request: the prepared request.
+        :param extra_options: ``timeout`` and ``allow_redirects``.
+        """
+        merged = session.merge_environment_settings(
+            prepped_request.url, proxies=session.proxies, stream=True, verify=session.verify, cert=session.cert,
+        )
+        return session.send(prepped_request, timeout=extra_options.get("timeout"),
+                            allow_redirects=extra_options.get("allow_redirects", True), **merged)
+
+    @staticmethod
+    def _read_capped(response: requests.Response, limit: float) -> bytes:
+        # requests' timeout bounds each socket read, not the answer: a server dripping a byte at a time
+        # would hold a worker for ever. One deadline for the whole body, and a size cap.
+        deadline = time.monotonic() + limit
+        body = bytearray()
+        # read1: what has arrived (up to 64 KiB), decoded; iter_content would wait for a full 64 KiB.
+        while chunk := response.raw.read1(65536, decode_content=True):
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise SeedanceResponseError(f"answer larger than {MAX_RESPONSE_BYTES:,} bytes: refused")
+            if time.monotonic() > deadline:
+                raise requests.exceptions.ReadTimeout(f"the answer took longer than {limit:g} s to arrive")
+        return bytes(body)
+
     def _send(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T]) -> T:
         settings = self._get_settings()
         session = self.get_conn()
         prepared = session.prepare_request(requests.Request(method, settings.base_url + path, json=body))
         error: SeedanceError | None = None
         try:
-            # HttpHook's send path: the environment's proxies, NO_PROXY and CA bundle merged like requests does.
-            response = self.run_and_check(session, prepared, {
-                "timeout": settings.timeout, "allow_redirects": False, "check_response": False,
-            })
-        except requests.RequestException as exc:
+            response = self.run_and_check(session, prepared, {"timeout": settings.timeout, "allow_redirects": False})
+            with response:
+                raw = b"" if response.status_code == 408 else self._read_capped(response, settings.timeout)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # read1 raises urllib3's own
             # Raised outside the except block: the client's exception (which may quote what a server echoed,
             # the Authorization header included) must not ride along as __context__ or __cause__.
             error = transport_error_from_requests(exc, f"{method} {path}", settings)
@@ -266,10 +312,10 @@ class SeedanceHook(CatalogueMixin, HttpHook):
             raise error
         self.log.debug("Seedance %s %s -> HTTP %s", method, path, response.status_code)
         if response.status_code == 408:
-            # The server is dropping this connection, which requests has already put back in the pool (the
-            # body was read): close the session and its pools so the retry opens a fresh one.
+            # The server is dropping this connection, which requests may already have pooled again: close
+            # the session and its pools so the retry opens a fresh one.
             self.close()
-        return parse(interpret_response(response.status_code, response.headers, response.content, settings,
+        return parse(interpret_response(response.status_code, response.headers, raw, settings,
                                         request_id=request_id))
 
     def _call(
@@ -302,7 +348,11 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     async def _asend(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
                      timeout: float | None = None) -> T:
         settings = await self._aget_settings()
-        session = await self._shared_session(settings)
+        shared = await self._shared_session(settings)
+        # After a 408 the server is dropping a connection aiohttp may already have pooled again: the next
+        # attempt goes through a one-off session, so it cannot be handed that connection.
+        fresh, self._fresh_connection = self._fresh_connection, False
+        session = aiohttp.ClientSession(headers=shared.headers, trust_env=False) if fresh else shared
         options = cast("SessionConfig", self.async_http._config).extra_options or {}
         limit = settings.timeout if timeout is None else min(settings.timeout, timeout)
         error: SeedanceError | None = None
@@ -312,16 +362,16 @@ class SeedanceHook(CatalogueMixin, HttpHook):
                 timeout=aiohttp.ClientTimeout(total=limit), **options,
             ) as response:
                 status, headers = response.status, response.headers
-                if status == 408:
-                    response.close()  # the server is dropping this connection: never hand it out again
-                    raw = b""
-                else:
-                    raw = await response.read()
+                raw = b"" if status == 408 else await _read_capped_async(response)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             error = transport_error_from_aiohttp(exc, f"{method} {path}", settings)  # raised below: see _send
+        finally:
+            if fresh:
+                await session.close()
         if error is not None:
             raise error
         self.log.debug("Seedance %s %s -> HTTP %s", method, path, status)
+        self._fresh_connection = status == 408
         return parse(interpret_response(status, headers, raw, settings, request_id=request_id))
 
     async def _acall(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -127,14 +128,19 @@ def parse_deadline(value: float | int | str | datetime | None) -> float | None:
     if isinstance(value, bool):
         raise ValueError(problem)
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):  # a NaN deadline is never reached and would make the trigger spin
+            raise ValueError(problem)
         return float(value)
     if isinstance(value, str):
         try:
-            parsed = pendulum.parse(value.strip(), tz="UTC")
+            # exact: a bare time or date stays what it is (not today's date at that time), and is refused.
+            parsed = pendulum.parse(value.strip(), tz="UTC", exact=True)
         except (ValueError, pendulum.parsing.exceptions.ParserError):
             raise ValueError(problem) from None
         if not isinstance(parsed, datetime):  # a bare date, time or duration is no deadline
             raise ValueError(problem)
+        if parsed.tzinfo is None:
+            parsed = pendulum.instance(parsed, tz="UTC")
         return float(parsed.timestamp())
     if isinstance(value, datetime):
         return (value if value.tzinfo else pendulum.instance(value, tz="UTC")).timestamp()

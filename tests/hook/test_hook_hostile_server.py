@@ -119,12 +119,7 @@ def _dripped_status(stop: threading.Event) -> Callable[[Request], Reply]:
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param("sync", marks=pytest.mark.xfail(
-            strict=True,
-            reason="requests' timeout bounds each socket read, not the request: a body dripped a byte at a time "
-                   "is read for as long as the server likes (a 2 s timeout let a 0.25 s/byte drip run 14.8 s; "
-                   "a 29 s/byte drip would hold a worker ~30 min per attempt). Needs a deadline over the whole "
-                   "read (stream=True + iter_content checking a monotonic deadline).")),
+        "sync",
         "async",
     ],
 )

@@ -398,11 +398,7 @@ def test_a_post_answered_408_is_sent_again_and_creates_one_job(
     "mode",
     [
         "sync",
-        pytest.param("async", marks=pytest.mark.xfail(
-            strict=True,
-            reason="aiohttp has already put the connection back in the pool when the 408 is seen (its small "
-                   "body was read with the headers), so response.close() in _asend cannot drop it: the retry "
-                   "goes on the connection the server gave up on. Fix pending in hooks/seedance.py.")),
+        "async",
     ],
 )
 def test_a_408_without_connection_close_is_not_retried_on_the_same_connection(
@@ -427,17 +423,8 @@ def test_a_408_without_connection_close_is_not_retried_on_the_same_connection(
 
 # -- careless configuration of the CA bundle ----------------------------------------------------------------
 
-PENDING_CA_CHECK = pytest.mark.xfail(
-    strict=True,
-    reason="a CA file that is missing or not PEM is only found when the first request is sent: the sync path "
-           "raises a raw OSError (missing REQUESTS_CA_BUNDLE, not a requests exception) or a retried "
-           "SeedanceTransportError that does not name the setting; the async path a raw ssl.SSLError / "
-           "FileNotFoundError from ssl.create_default_context, which a trigger does not catch. Check the file "
-           "when the connection is loaded and raise SeedanceConnectionError naming the extra / variable.",
-)
 
 
-@PENDING_CA_CHECK
 @pytest.mark.parametrize("mode", MODES)
 def test_a_ca_bundle_that_is_not_pem_is_a_connection_error_naming_the_extra(
     tls_server: tuple[RecordingServer, str], monkeypatch: pytest.MonkeyPatch,
@@ -452,7 +439,6 @@ def test_a_ca_bundle_that_is_not_pem_is_a_connection_error_naming_the_extra(
     assert server.seen == []
 
 
-@PENDING_CA_CHECK
 @pytest.mark.parametrize("mode", MODES)
 def test_a_missing_requests_ca_bundle_is_a_seedance_error_naming_the_variable(
     tls_server: tuple[RecordingServer, str], monkeypatch: pytest.MonkeyPatch,
@@ -471,13 +457,7 @@ def test_a_missing_requests_ca_bundle_is_a_seedance_error_naming_the_variable(
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param("sync", marks=pytest.mark.xfail(
-            strict=True,
-            reason="HttpHook.run_and_check logs every requests ConnectionError raw at WARNING ('%s Tenacity will "
-                   "retry to execute the operation'), and requests quotes the broken status line, so a key a "
-                   "server echoed there is logged in clear wherever Airflow's masker is not in the pipeline "
-                   "(scripts, tests, dag.test). Its 'Tenacity will retry' is also wrong for a host that does "
-                   "not resolve, which is not retried.")),
+        "sync",
         "async",
     ],
 )

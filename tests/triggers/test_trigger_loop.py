@@ -203,23 +203,11 @@ def test_parse_deadline_refuses_naming_the_accepted_forms(value: Any) -> None:
     assert repr(value) in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pendulum.parse (not exact) turns a bare time into today's date at that time, so '12:00' is "
-           "accepted as a deadline that depends on the day the DAG was parsed; parse_deadline's comment says a "
-           "bare time is no deadline. Fix: pendulum.parse(..., exact=True) and accept only a DateTime.",
-)
 def test_parse_deadline_refuses_a_bare_time() -> None:
     with pytest.raises(ValueError, match="deadline"):
         parse_deadline("12:00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_deadline returns float('nan') / float('inf') as given. A NaN deadline is never reached and "
-           "after_poll then schedules the next poll after 0.0 s: the trigger polls the API in a hot loop. Fix: "
-           "refuse non-finite numbers (math.isfinite) with the same ValueError.",
-)
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_parse_deadline_refuses_non_finite_numbers(value: float) -> None:
     with pytest.raises(ValueError, match="deadline"):
