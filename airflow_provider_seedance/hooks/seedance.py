@@ -153,7 +153,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     :param seedance_conn_id: the ``seedance`` connection: host = base URL (empty: the vendor's), password = API
         key, extras ``timeout`` (s), ``proxies`` (dict or JSON), ``verify_ssl`` (bool), ``ca_bundle`` (path),
         ``allow_insecure_http`` (bool), ``price_table`` (JSON: model id -> pricing, see
-        :meth:`~airflow_provider_seedance.hooks._catalogue.CatalogueMixin.estimate`).
+        ``estimate``).
     :param timeout: seconds per HTTP request; overrides the connection's ``timeout`` extra (default 30).
     :param max_retries: retries after the first attempt; overrides ``retry_policy.max_attempts``.
     :param retry_policy: backoff, jitter and total-time bound (:class:`RetryPolicy`).
@@ -268,7 +268,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
                       extra_options: dict[Any, Any]) -> Any:
         """HttpHook's send, with the environment's proxies, NO_PROXY and CA bundle merged as requests does,
         minus its raw log line of a failed request (the error is logged scrubbed by the caller) and streamed,
-        so :meth:`_read_capped` bounds the body in bytes and in time.
+        so the body is bounded in bytes and in time.
 
         :param session: the hook's session.
         :param prepped_request: the prepared request.
