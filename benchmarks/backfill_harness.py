@@ -727,7 +727,7 @@ def profile_run(home: Path, dag: str, run_id: str, jobs: list[dict[str, Any]]) -
                 add("fired_to_finish_step_start", resumed - fired)
             if resumed:
                 add("finish_step", main[-1][0] - resumed)
-            add("slot_overhead", (main[-1][0] - start) - (ended - created))
+                add("slot_overhead", (main[-1][0] - start) - (ended - created))
         else:
             sensor = _log_events(base / "task_id=wait" / folder.name / "attempt=1.log")
             if sensor:
