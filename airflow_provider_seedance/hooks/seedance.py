@@ -13,9 +13,10 @@ is retried in :func:`airflow_provider_seedance.errors.is_retryable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -385,17 +386,25 @@ class SeedanceHook(CatalogueMixin, HttpHook):
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
-    def _log_submit(self, request: GenerationRequest) -> None:
+    @contextlib.contextmanager
+    def _submitting(self, request: GenerationRequest) -> Iterator[None]:
+        """Around a submit's POST: a failure that may have created a job becomes
+        :class:`~airflow_provider_seedance.errors.SeedanceAmbiguousSubmitError` (never re-sent)."""
         if request.media_urls is not None and not request.media_urls:
             # Debug: the operator says it at info level with what it means there (a template rendered empty).
             self.log.debug("Seedance: no media URLs: text-to-video")
+        try:
+            yield
+        except SeedanceError as exc:
+            # Exactly the failures a GET may repeat but a POST may not: the request may have created a job.
+            if is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False):
+                raise SeedanceAmbiguousSubmitError(exc) from exc
+            raise
 
-    @staticmethod
-    def _ambiguous(exc: SeedanceError) -> SeedanceError:
-        # Exactly the failures a GET may repeat but a POST may not: the request may have created a job.
-        if is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False):
-            return SeedanceAmbiguousSubmitError(exc)
-        return exc
+    def _submitted(self, request: GenerationRequest, result: JobResult) -> JobResult:
+        self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
+        report_submit(self, request)  # Airflow's hook lineage: the media this generation read
+        return result
 
     def submit(self, request: GenerationRequest) -> JobResult:
         """Validate, then POST the generation. Never re-sends a POST that may have created a job.
@@ -405,18 +414,10 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         :raises SeedanceAmbiguousSubmitError: the POST may have created (and charged) a job.
         """
         self.validate_request(request)
-        self._log_submit(request)
-        try:
+        with self._submitting(request):
             result = self._call("POST", GENERATIONS_PATH, body=request.to_api_json(), idempotent=False,
                                 parse=JobResult.from_api_json)
-        except SeedanceError as exc:
-            error = self._ambiguous(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
-        report_submit(self, request)  # Airflow's hook lineage: the media this generation read
-        return result
+        return self._submitted(request, result)
 
     async def asubmit(self, request: GenerationRequest) -> JobResult:
         """Async :meth:`submit`.
@@ -424,18 +425,10 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         :param request: the generation.
         """
         await self.avalidate_request(request)
-        self._log_submit(request)
-        try:
+        with self._submitting(request):
             result = await self._acall("POST", GENERATIONS_PATH, body=request.to_api_json(), idempotent=False,
                                        parse=JobResult.from_api_json)
-        except SeedanceError as exc:
-            error = self._ambiguous(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        self.log.info("Seedance generation %s submitted (%s)", result.request_id, result.raw_status)
-        report_submit(self, request)  # Airflow's hook lineage: the media this generation read
-        return result
+        return self._submitted(request, result)
 
     @staticmethod
     def _parser(request_id: str) -> Callable[[Any], JobResult]:

@@ -65,7 +65,10 @@ KEY = "sd2_test_property_key_1234"
 def test_any_http_answer_is_json_or_our_api_error(status: int, text: str, location: str | None,
                                                  retry_after: str | None) -> None:
     headers = {k: v for k, v in (("Location", location), ("Retry-After", retry_after)) if v is not None}
-    body, exc = _outcome(lambda: interpret_response(status, headers, text + KEY, request_id="req_1", secret=KEY))
+    conn = SimpleNamespace(password=KEY, host="http://127.0.0.1:1", port=None, extra_dejson={})
+    conn_settings = settings_from_connection(conn, "seedance_default")
+    raw = (text + KEY).encode("utf-8", errors="surrogatepass")
+    body, exc = _outcome(lambda: interpret_response(status, headers, raw, conn_settings, request_id="req_1"))
     if exc is not None:
         assert isinstance(exc, SeedanceAPIError), repr(exc)
         assert KEY not in str(exc)

@@ -11,14 +11,13 @@ Figures measured while writing these (loopback, one attempt; RSS growth of a fre
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -31,28 +30,11 @@ from airflow_provider_seedance.errors import (
 from airflow_provider_seedance.hooks._connection import ConnectionSettings
 from airflow_provider_seedance.hooks._http import interpret_response
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import GenerationRequest
 
+from .both_paths import MODES, REQUEST, call
 from .conftest import FAST, set_connection
 from .scripted_server import Reply, Request, ScriptedServer, drip, http_response, job_body
 from .scripted_server import scripted_server as scripted_server  # the fixture
-
-T = TypeVar("T")
-MODES = ["sync", "async"]
-REQUEST = GenerationRequest(prompt="a kite over the dunes")
-
-
-def call(hook: SeedanceHook, mode: str, sync: Callable[[], T], asynchronous: Callable[[], Awaitable[T]]) -> T:
-    if mode == "sync":
-        return sync()
-
-    async def main() -> T:
-        try:
-            return await asynchronous()
-        finally:
-            await hook.aclose()
-
-    return asyncio.run(main())
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 import pytest
 
@@ -15,37 +14,19 @@ from airflow_provider_seedance.emulator.testing import EmulatorHandle
 from airflow_provider_seedance.errors import SeedanceAuthError, SeedanceError, SeedanceHostNotFoundError
 from airflow_provider_seedance.hooks._connection import DEFAULT_BASE_URL
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import GenerationRequest
 
+from .both_paths import MODES, get_job, submit
 from .conftest import FAST, RecordingServer, set_connection
 from .scripted_server import job_body
 
-T = TypeVar("T")
-REQUEST = GenerationRequest(prompt="a paper boat on a river")
-MODES = ["sync", "async"]
 #: The hook's own retry log line (see hooks/_retry.log_before_sleep).
 RETRY_LINE = "retrying in"
 
 
-def call(hook: SeedanceHook, mode: str, sync: Callable[[], T], asynchronous: Callable[[], Awaitable[T]]) -> T:
-    if mode == "sync":
-        return sync()
-
-    async def main() -> T:
-        try:
-            return await asynchronous()
-        finally:
-            await hook.aclose()
-
-    return asyncio.run(main())
 
 
-def get_job(hook: SeedanceHook, mode: str, request_id: str) -> Any:
-    return call(hook, mode, lambda: hook.get_job(request_id), lambda: hook.aget_job(request_id))
 
 
-def submit(hook: SeedanceHook, mode: str) -> Any:
-    return call(hook, mode, lambda: hook.submit(REQUEST), lambda: hook.asubmit(REQUEST))
 
 
 def logged(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:

@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import ssl
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -28,38 +27,20 @@ from airflow_provider_seedance.errors import (
     SeedanceTransportError,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import GenerationRequest, JobStatus
+from airflow_provider_seedance.models import JobStatus
 
+from .both_paths import MODES, REQUEST, call, get_job, submit
 from .conftest import FAST, RecordingServer, set_connection
 from .scripted_server import Reply, Request, ScriptedServer, http_response, job_body
 from .scripted_server import scripted_server as scripted_server  # the fixture
 
-T = TypeVar("T")
 KEY = "sd2_live_Hostile0123456789abcdefghijklmnopqrstuvwxyz"
-REQUEST = GenerationRequest(prompt="a lighthouse in a storm")
-MODES = ["sync", "async"]
 
 
-def call(hook: SeedanceHook, mode: str, sync: Callable[[], T], asynchronous: Callable[[], Awaitable[T]]) -> T:
-    """Run one hook call on the chosen path; the async one in a fresh loop, releasing the shared session."""
-    if mode == "sync":
-        return sync()
-
-    async def main() -> T:
-        try:
-            return await asynchronous()
-        finally:
-            await hook.aclose()
-
-    return asyncio.run(main())
 
 
-def get_job(hook: SeedanceHook, mode: str, request_id: str) -> Any:
-    return call(hook, mode, lambda: hook.get_job(request_id), lambda: hook.aget_job(request_id))
 
 
-def submit(hook: SeedanceHook, mode: str) -> Any:
-    return call(hook, mode, lambda: hook.submit(REQUEST), lambda: hook.asubmit(REQUEST))
 
 
 @pytest.fixture
