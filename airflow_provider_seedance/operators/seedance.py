@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf, mask_secret
 
+from airflow_provider_seedance._numbers import positive_seconds
 from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
 from airflow_provider_seedance.budget import RunBudget, SeedanceBudgetExceededError
 from airflow_provider_seedance.errors import (
@@ -84,18 +85,6 @@ class SeedanceAmbiguousSubmitNoRetryError(SeedanceAmbiguousSubmitError, AirflowF
     The API has no idempotency key: a retry would POST again and could pay for a second job. Set
     ``retry_ambiguous_submit=True`` on the operator to let Airflow's retries submit again anyway.
     """
-
-
-def _positive_number(name: str, value: Any) -> float:
-    # float("5s") would say only "could not convert string to float": name the parameter and its range.
-    # The range itself (> 0, max >= first) is PollSchedule's check, which names both.
-    problem = f"{name} must be a number of seconds > 0 (e.g. 5 or 2.5), got {value!r}"
-    if isinstance(value, bool):
-        raise ValueError(problem)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(problem) from None
 
 
 def _seconds(name: str, value: float | timedelta | None, *, allow_none: bool) -> float | None:
@@ -214,8 +203,8 @@ class SeedanceGenerateOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         # Checked now, at DAG parse time, so a bad schedule never reaches a worker.
-        self.poll_interval = _positive_number("poll_interval", poll_interval)
-        self.max_poll_interval = _positive_number("max_poll_interval", max_poll_interval)
+        self.poll_interval = positive_seconds("poll_interval", poll_interval)
+        self.max_poll_interval = positive_seconds("max_poll_interval", max_poll_interval)
         PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval)
         self.timeout = _seconds("timeout", timeout, allow_none=True)
         self.max_credits = max_credits

@@ -25,6 +25,7 @@ from airflow.providers.common.compat.sdk import (
     mask_secret,
 )
 
+from airflow_provider_seedance._numbers import positive_seconds
 from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
 from airflow_provider_seedance.errors import SeedanceError, is_retryable
 from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
@@ -68,7 +69,8 @@ class SeedanceJobSensor(BaseSensorOperator):
         self.request_id = request_id
         self.seedance_conn_id = seedance_conn_id
         self.deferrable = deferrable
-        self.max_poll_interval = max(float(max_poll_interval), float(self.poke_interval))
+        self.max_poll_interval = max(positive_seconds("max_poll_interval", max_poll_interval),
+                                     float(self.poke_interval))
         #: The URL delivered in this run (read by the "Seedance video" link in the worker).
         self.seedance_output_url: str | None = None
         # The job's last status seen by this process, for the OpenLineage methods (no XCom read there).

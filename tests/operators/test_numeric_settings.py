@@ -44,3 +44,11 @@ def test_a_credit_setting_of_the_wrong_type_names_itself_and_its_range(
     assert info.value.field == name
     assert "a whole number of credits >= 0" in str(info.value)
     assert emu.admin.stats()["requests"] == 0  # refused before anything was sent
+
+
+@pytest.mark.parametrize("value", ["30s", None, True, "thirty"], ids=repr)
+def test_the_sensors_max_poll_interval_of_the_wrong_type_names_itself_and_its_range(value: Any) -> None:
+    from airflow_provider_seedance.sensors.seedance import SeedanceJobSensor
+
+    with pytest.raises(ValueError, match=r"^max_poll_interval must be a number of seconds > 0 \(e\.g\. 5 or 2\.5\)"):
+        SeedanceJobSensor(task_id="wait", request_id="req_1", max_poll_interval=value)
