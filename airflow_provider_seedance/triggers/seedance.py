@@ -181,19 +181,22 @@ POLL_RETRY_POLICY = RetryPolicy(max_attempts=3, max_total_seconds=10.0, initial_
 _HOOK_MODULE = "airflow_provider_seedance.hooks.seedance"
 
 
+_hook_module: Any = None
+
+
 async def _import_hook_module() -> Any:
     """The hook module, imported in a thread the first time.
 
     Importing it pulls in aiohttp, requests and the http provider: ~0.3 s the first time in a fresh
     triggerer, which would block the event loop every trigger runs on (Airflow's "async thread was
-    blocked" warning).
+    blocked" warning). Not ``sys.modules``: a module is there from the moment its import *starts*, so a
+    second trigger starting meanwhile would get it half-initialised; ``import_module`` in its own thread
+    waits on the import lock instead.
     """
-    import sys
-
-    module = sys.modules.get(_HOOK_MODULE)
-    if module is None:
-        module = await asyncio.to_thread(importlib.import_module, _HOOK_MODULE)
-    return module
+    global _hook_module
+    if _hook_module is None:
+        _hook_module = await asyncio.to_thread(importlib.import_module, _HOOK_MODULE)
+    return _hook_module
 
 
 class SeedanceJobTrigger(BaseTrigger):
