@@ -238,6 +238,12 @@ def facts(results: dict[str, Any]) -> dict[str, str]:
         out["gc_pause_frozen_ms"] = f"{frozen['gc_max_pause'] * 1000:.0f}" if frozen else "not run"
         out["busy_stall_top_ms"] = f"{top['busy_stall_max'] * 1000:.0f}"
         out["gc_pause_top_ms"] = f"{top['gc_max_pause'] * 1000:.0f}"
+        for row in ours_rows:
+            out[f"stall_{row['n']}_ms"] = f"{row['stall_max'] * 1000:.0f}"
+            base_row = _by(scale, row["n"], "http")
+            if base_row is not None:
+                out[f"cpu_ratio_{row['n']}"] = f"{base_row['cpu_ms_per_request'] / row['cpu_ms_per_request']:.1f}x"
+            out[f"cpu_ms_{row['n']}"] = f"{row['cpu_ms_per_request']:.2f}"
         small = [r["stall_max"] for r in ours_rows if r["n"] <= 1000]
         out["stall_small_ms"] = f"{max(small) * 1000:.0f}" if small else "n/a"
         out["requests_top"] = f"{top['requests_per_job']:.1f}"
@@ -261,6 +267,21 @@ def facts(results: dict[str, Any]) -> dict[str, str]:
     if bare:
         out["tight_baseline_x"] = f"{costs['HttpAsyncHook, new session'] / bare:.1f}x"
         out["tight_hook_x"] = f"{costs['SeedanceHook.aget_job'] / bare:.1f}x"
+        out["tight_trigger_x"] = f"{costs['trigger poll step'] / bare:.1f}x"
+        if "HttpAsyncHook.run (shared session)" in costs:
+            out["tight_http_run_x"] = f"{costs['HttpAsyncHook.run (shared session)'] / bare:.1f}x"
+        for key, name in (("tight_bare_ms", "aiohttp (shared session)"), ("tight_hook_ms", "SeedanceHook.aget_job"),
+                          ("tight_trigger_ms", "trigger poll step"),
+                          ("tight_http_run_ms", "HttpAsyncHook.run (shared session)"),
+                          ("tight_baseline_ms", "HttpAsyncHook, new session")):
+            if name in costs:
+                out[key] = f"{costs[name]:.3f}"
+    path = results.get("poll_path")
+    if path:
+        out["path_lines"] = str(path["transport_executed_lines"])
+        out["path_function_lines"] = str(path["transport_function_lines"])
+        out["path_all_lines"] = str(path["executed_lines"])
+        out["path_all_files"] = str(len(path["files"]))
     gc_rows = (results.get("gc_pauses") or {}).get("rows", [])
     for row in gc_rows:
         if row["impl"] == "seedance":
