@@ -73,7 +73,8 @@ bench: install
 ## the asset backfill over 1,000 rows against the emulator (20 concurrent jobs), the provider's example DAG
 ## beside the http-provider DAG, vendor in queue and in refuse mode. Prints the table, writes
 ## benchmarks/backfill_results.json and the backfill section of docs/performance.rst. Not part of `make test`.
-## BENCH_ARGS="--rows 100 --mode queue": a smaller run that only prints.
+## BENCH_ARGS="--rows 100 --mode queue": a smaller run that only prints. BENCH_ARGS=--render: rewrite the section
+## from the saved figures (after `make bench` regenerated the rest of the page).
 bench-backfill: $(E2E_STAMP)
 	$(BIN)/python benchmarks/backfill_bench.py $(BENCH_ARGS)
 
