@@ -263,6 +263,7 @@ def _ca_bundle(conn_id: str, value: Any) -> str | None:
     return value.strip()
 
 
+@functools.lru_cache(maxsize=32)  # a triggerer reads its connection once per wait: read each file once
 def _is_pem_bundle(path: str) -> bool:
     # Checked when the connection is read, so a wrong path fails with its name instead of as a TLS error
     # (retried as "could not connect") on the first request.

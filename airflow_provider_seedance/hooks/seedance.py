@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ import requests
 import urllib3
 from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 from requests.auth import AuthBase
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from airflow_provider_seedance.errors import (
     SeedanceAmbiguousSubmitError,
@@ -175,7 +177,9 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         retry_policy: RetryPolicy | None = None,
         catalogue_ttl: float = 300.0,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=seedance_conn_id)
+        # tcp_keep_alive=False: HttpHook would build its keep-alive adapter (a urllib3 pool manager) now, in
+        # every hook; a triggerer holds one hook per wait and never sends through it. get_conn() mounts one.
+        super().__init__(method="GET", http_conn_id=seedance_conn_id, tcp_keep_alive=False)
         self.seedance_conn_id = seedance_conn_id
         self.timeout = timeout
         self.retry_policy = (retry_policy or RetryPolicy()).with_retries(max_retries)
@@ -206,7 +210,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     def _get_settings(self) -> ConnectionSettings:
         if self._settings is None:
             self._settings = load_settings(self, self.seedance_conn_id, timeout=self.timeout)
-            self._log_base_url(self._settings)
+            self._log_base_url(self._settings, logging.INFO)
         return self._settings
 
     async def _aget_settings(self, timeout: float | None = None) -> ConnectionSettings:
@@ -217,16 +221,18 @@ class SeedanceHook(CatalogueMixin, HttpHook):
             except asyncio.TimeoutError:  # a distinct class before Python 3.11
                 raise TimeoutError(f"looking up connection {self.seedance_conn_id!r} timed out") from None
             self._settings = cast("ConnectionSettings", self.async_http.settings)
-            self._log_base_url(self._settings)
+            # Debug in the event loop: a triggerer starts a hook per wait, and the task's worker side (which
+            # submitted, or deferred the sensor) has already said it at info.
+            self._log_base_url(self._settings, logging.DEBUG)
         return self._settings
 
-    def _log_base_url(self, settings: ConnectionSettings) -> None:
+    def _log_base_url(self, settings: ConnectionSettings, level: int) -> None:
         # Once per hook: an empty host silently meaning the vendor's API cost users a long DNS-retry hunt.
         if settings.host_was_empty:
-            self.log.info("Seedance connection %r has no host: using the vendor's API at %s",
-                          settings.conn_id, settings.base_url)
+            self.log.log(level, "Seedance connection %r has no host: using the vendor's API at %s",
+                         settings.conn_id, settings.base_url)
         else:
-            self.log.info("Seedance connection %r: API at %s", settings.conn_id, settings.base_url)
+            self.log.log(level, "Seedance connection %r: API at %s", settings.conn_id, settings.base_url)
 
     @property
     def base_url(self) -> str:  # type: ignore[override]
@@ -260,9 +266,9 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         return self._session
 
     def _configure_session_from_mount_adapters(self, session: requests.Session) -> requests.Session:
-        if self.keep_alive_adapter is not None:
-            session.mount("http://", self.keep_alive_adapter)
-            session.mount("https://", self.keep_alive_adapter)
+        adapter = self.adapter or TCPKeepAliveAdapter(idle=120, count=20, interval=30)  # HttpHook's defaults
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         return session
 
     def run_and_check(self, session: requests.Session, prepped_request: requests.PreparedRequest,
@@ -380,9 +386,29 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         body: Any = None, request_id: str | None = None, timeout: float | None = None,
     ) -> T:
         await self._aget_settings(timeout)  # a connection problem is not retried
+        try:
+            # The first attempt outside tenacity: building its controller for every status poll was a fifth
+            # of a trigger's CPU (tenacity inspects each callback on each call). Retries are tenacity's.
+            return await self._asend(method, path, body, request_id, parse, timeout)
+        except SeedanceError as exc:
+            if self.retry_policy.max_attempts <= 1 or not is_retryable(exc, idempotent=idempotent):
+                raise
+            first_failure: SeedanceError | None = exc
+        replayed = False
+
+        async def attempt() -> T:
+            nonlocal replayed
+            if not replayed:  # tenacity sees the first failure as its attempt 1: same waits, same bounds
+                replayed = True
+                raise cast("SeedanceError", first_failure)
+            return await self._asend(method, path, body, request_id, parse, timeout)
+
         retrying = build_retrying(self.retry_policy, idempotent=idempotent, asynchronous=True,
                                   before_sleep=log_before_sleep(self.log, f"{method} {path}", self.retry_policy))
-        return cast("T", await retrying(self._asend, method, path, body, request_id, parse, timeout))
+        try:
+            return cast("T", await retrying(attempt))
+        finally:
+            first_failure = None  # no reference cycle through the traceback
 
     # -- jobs ----------------------------------------------------------------------------------------------
 

@@ -37,12 +37,6 @@ from .scripted_server import scripted_server as scripted_server  # the fixture
 KEY = "sd2_live_Hostile0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-
-
-
-
-
-
 @pytest.fixture
 def hostile(
     monkeypatch: pytest.MonkeyPatch, scripted_server: Callable[[Callable[[Request], Reply]], ScriptedServer]
@@ -403,7 +397,6 @@ def test_a_408_without_connection_close_is_not_retried_on_the_same_connection(
 
 
 # -- careless configuration of the CA bundle ----------------------------------------------------------------
-
 
 
 @pytest.mark.parametrize("mode", MODES)
