@@ -148,6 +148,11 @@ def _host_not_found(settings: ConnectionSettings, what: str, kind: str) -> Seeda
     )
 
 
+def _where(settings: ConnectionSettings) -> str:
+    # A refused or unreachable host is a connection setting more often than an outage: say which one.
+    return f" (Airflow connection {settings.conn_id!r}, base URL {settings.base_url})"
+
+
 def transport_error_from_requests(exc: Exception, what: str, settings: ConnectionSettings) -> SeedanceTransportError:
     """Map a requests failure; ``sent=False`` only when no connection was ever established.
 
@@ -166,7 +171,7 @@ def transport_error_from_requests(exc: Exception, what: str, settings: Connectio
         and any(isinstance(c, Urllib3ConnectTimeoutError) for c in causes)  # NewConnectionError is one
     )
     if never_connected:
-        message = f"{what}: could not connect ({type(exc).__name__}): {exc}"
+        message = f"{what}: could not connect ({type(exc).__name__}): {exc}{_where(settings)}"
     else:
         message = f"{what}: failed after the request was sent ({type(exc).__name__}): {exc}"
     return SeedanceTransportError(_scrub_all(message, settings), sent=not never_connected)
@@ -185,7 +190,7 @@ def transport_error_from_aiohttp(exc: BaseException, what: str, settings: Connec
     never_connected = isinstance(exc, (aiohttp.ClientConnectorError, *_AIOHTTP_CONNECT_TIMEOUT))
     detail = str(exc) or ("timed out" if isinstance(exc, asyncio.TimeoutError) else kind)
     if never_connected:
-        message = f"{what}: could not connect ({kind}): {detail}"
+        message = f"{what}: could not connect ({kind}): {detail}{_where(settings)}"
     else:
         message = f"{what}: failed after the request was sent ({kind}): {detail}"
     return SeedanceTransportError(_scrub_all(message, settings), sent=not never_connected)

@@ -211,3 +211,16 @@ def test_async_path_logs_the_base_url_at_debug(
     monkeypatch.setattr(type(hook), "log", property(lambda self: Recorder()))
     get_job(hook, "async", "req_1")
     assert calls == [(logging.DEBUG, f"Seedance connection 'where': API at {server.base_url}")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_refused_connection_names_the_connection_and_base_url(
+    monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., SeedanceHook], mode: str,
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    set_connection(monkeypatch, "down", host=f"http://127.0.0.1:{port}", password="sd2_down")
+    with pytest.raises(SeedanceError, match="could not connect") as info:
+        get_job(make_hook("down", max_retries=0), mode, "req_1")
+    assert f"Airflow connection 'down', base URL http://127.0.0.1:{port}" in str(info.value)
