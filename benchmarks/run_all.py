@@ -128,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(results)
     page = args.docs or (None if args.quick and not args.render else DOCS_PAGE)
     if page is not None and not args.no_docs:
-        page.write_text(render_page(results, NOTES.read_text(encoding="utf-8")), encoding="utf-8")
+        text = render_page(results, NOTES.read_text(encoding="utf-8"))
+        # The backfill section is make bench-backfill's (between its markers): keep it.
+        start, end = ".. backfill-results-start", ".. backfill-results-end"
+        old = page.read_text(encoding="utf-8") if page.exists() else ""
+        if start in old and end in old:
+            text = text.rstrip("\n") + "\n\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+        page.write_text(text, encoding="utf-8")
         _log(f"wrote {page}")
     return 0
 
