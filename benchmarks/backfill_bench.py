@@ -186,12 +186,21 @@ def render_section(results: dict[str, Any], notes: str) -> str:
 
 
 def _facts(results: dict[str, Any]) -> dict[str, str]:
-    facts: dict[str, str] = {}
+    facts: dict[str, str] = {"rows": f"{results['settings']['rows']:,}", "limit": str(results["settings"]["limit"])}
     for r in results["runs"]:
-        key = f"{r['dag']}_{r['mode']}"
+        key = (r.get("label") or f"{r['dag']} / {r['mode']}").replace(" / ", "_").replace(" ", "_")
         facts[f"{key}_wall_ratio"] = _fmt(r["wall_vs_ideal"], 2)
-        facts[f"{key}_gets_ratio"] = _fmt(r["gets_vs_minimum"], 2)
-        facts[f"{key}_slot_s"] = _fmt(r["worker_slot_seconds"] / r["rows"], 2)
+        facts[f"{key}_wall"] = _fmt(r["wall_seconds"], 0)
+        facts[f"{key}_ideal"] = _fmt(r["ideal_seconds"], 0)
+        facts[f"{key}_gets"] = _fmt(r["status_gets"] / max(1, r["jobs_created"]), 1)
+        facts[f"{key}_slot_s"] = _fmt(r["worker_slot_seconds"] / r["rows"], 1)
+        facts[f"{key}_cpu"] = _fmt(sum(r["cpu_seconds"].get(k, 0.0) for k in ("scheduler", "triggerer", "workers"))
+                                   / r["rows"], 2)
+        facts[f"{key}_429"] = str(r["received_429"])
+        facts[f"{key}_tries"] = str(r["tries_beyond_first"])
+        facts[f"{key}_vendor_waiting"] = str(r["vendor_peak_waiting"])
+        for phase, values in (r.get("profile") or {}).items():
+            facts[f"{key}_{phase}"] = _fmt(values.get("median"), 1)
     for mode, values in ratios(results["runs"]).items():
         for name, value in values.items():
             facts[f"ratio_{mode}_{name}"] = _fmt(value, 1)
