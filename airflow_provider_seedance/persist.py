@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -56,6 +57,7 @@ __all__ = [
     "VIDEO_URI_XCOM_KEY",
     "SeedancePersistError",
     "annotate_video_outlets",
+    "destination_problem",
     "persist_video",
 ]
 
@@ -124,9 +126,63 @@ def _as_storage_path(destination: Any, conn_id: str | None) -> Any:
     if "://" not in text:
         # A bare path means the local file system; make it absolute so the URI returned is too.
         text = "file://" + os.path.abspath(os.path.expanduser(text))
-    if text.endswith("/"):
-        raise SeedancePersistError(f"Destination {text!r} is a directory; give a file name", reason="invalid")
     return ObjectStoragePath(text, conn_id=conn_id)
+
+
+def _example_file(text: str) -> str:
+    return text.rstrip("/" + os.sep) + "/video.mp4"
+
+
+def _local_path(destination: Any) -> str | None:
+    """The local file system path ``destination`` names, or None for an object store."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(destination, ObjectStoragePath):
+        return str(destination.path) if (destination.protocol or "") in _LOCAL_PROTOCOLS else None
+    text = (os.fspath(destination) if isinstance(destination, os.PathLike) else str(destination)).strip()
+    if "://" not in text:
+        return os.path.abspath(os.path.expanduser(text))
+    scheme, _, rest = text.partition("://")
+    if scheme.lower() not in _LOCAL_PROTOCOLS:
+        return None
+    return "/" + rest.partition("/")[2]  # file:///abs/path (or file://localhost/abs/path)
+
+
+def destination_problem(destination: Any, *, check_writable: bool = False) -> tuple[str, str] | None:
+    """Why ``destination`` cannot receive a video file, with a corrected example; None when it can.
+
+    Refused everywhere: a destination ending with ``/`` (it names a directory). On the local file system
+    (a plain path, ``file://``) also an existing directory, and with ``check_writable`` a nearest existing
+    parent that is not a directory or cannot be written to (checked by creating and dropping an unnamed
+    temp file there, which works for root too). Object stores (``s3://``...) are not checked further:
+    that would need their credentials and a request, and a "directory" there is only a key prefix.
+
+    :param destination: a URI, local path or ``ObjectStoragePath``.
+    :param check_writable: also check that the file could be created (local destinations only).
+    :return: ``(problem, example)``, e.g. ``("it is an existing directory", "/data/videos/video.mp4")``.
+    """
+    text = os.fspath(destination) if isinstance(destination, os.PathLike) else destination
+    if isinstance(text, str) and text.strip().endswith(("/", os.sep)):
+        return "it ends with '/', so it names a directory", _example_file(text.strip())
+    path = _local_path(destination)
+    if path is None:
+        return None
+    if os.path.isdir(path):
+        return "it is an existing directory", _example_file(str(destination).strip())
+    if not check_writable:
+        return None
+    parent = os.path.dirname(path)
+    while parent and not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"{parent} is a file, not a directory", "/data/videos/video.mp4"
+    try:
+        with tempfile.TemporaryFile(dir=parent, prefix=".seedance-write-check-"):
+            pass
+    except OSError as exc:
+        return (f"the worker cannot create files in {parent}, the nearest existing directory "
+                f"({type(exc).__name__}: {exc.strerror or exc})"), "/data/videos/video.mp4"
+    return None
 
 
 def _check_source(source_url: Any) -> str:
@@ -259,6 +315,7 @@ def persist_video(
     timeout: float = DEFAULT_TIMEOUT,
     conn_id: str | None = None,
     session: requests.Session | None = None,
+    field: str = "destination",
 ) -> str:
     """Stream the video at ``source_url`` to ``destination`` and return the stored URI.
 
@@ -272,7 +329,11 @@ def persist_video(
     :param conn_id: Airflow connection for the *destination* store (e.g. ``aws_default``);
         overrides one given in the URI. The source needs none: output URLs are public or signed.
     :param session: a ``requests.Session`` to reuse; a private one is used and closed otherwise.
-    :raises SeedancePersistError: on any failure; the destination is then untouched.
+    :param field: what the caller calls the destination in its messages (``persist_to`` for the
+        generate operator).
+    :raises SeedancePersistError: on any failure; the destination is then untouched and no temp file
+        is left. A destination ending with ``/`` or naming an existing local directory is refused
+        (``reason="invalid"``) before anything is downloaded.
     :return: the stored file's URI, e.g. ``file:///data/videos/req_1.mp4``.
     """
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
@@ -283,6 +344,14 @@ def persist_video(
     shown_url = redact_url(url)
     _mask_url_secrets(url)
     target = _as_storage_path(destination, conn_id)
+    problem = destination_problem(destination)
+    if problem is not None:
+        why, example = problem
+        raise SeedancePersistError(
+            f"Invalid {field} {str(destination).strip()!r}: {why}. Allowed: a file path (not a directory), "
+            f"e.g. {example!r}",
+            reason="invalid",
+        )
     fs = target.fs
     local = (target.protocol or "") in _LOCAL_PROTOCOLS
     final_path: str = target.path
@@ -317,12 +386,18 @@ def persist_video(
                 raise
             except Exception as exc:  # any store's own error type (OSError, botocore, google.api_core...)
                 raise SeedancePersistError(
-                    f"Writing {target} failed: {type(exc).__name__}: {exc}", reason="storage"
+                    f"Writing {field} {target} failed: {type(exc).__name__}: {exc}", reason="storage"
                 ) from exc
         try:
-            fs.mv(temp_path, final_path)
+            if local:
+                # rename(2): atomic, and it fails on a directory (fs.mv would move the temp *into* it).
+                os.replace(temp_path, final_path)
+            else:
+                fs.mv(temp_path, final_path)
         except Exception as exc:
-            raise SeedancePersistError(f"Moving the download onto {target} failed: {exc}", reason="storage") from exc
+            raise SeedancePersistError(
+                f"Moving the download onto {field} {target} failed: {type(exc).__name__}: {exc}", reason="storage"
+            ) from exc
         temp_created = False
     finally:
         if temp_created:

@@ -6,7 +6,8 @@ the request carries no ``mediaUrls`` at all. Trigger a run with
 ``{"reference_media": ["https://.../look.jpg"]}`` to make it image-to-video. The wait is deferred to
 the triggerer (no worker slot is held while the video renders). The same task then saves the file
 (``persist_to``, because the vendor's URL expires) under
-``<seedance_video_dir>/content_pipeline/<date>.mp4``, returns the stored file's URI (``.output``;
+``<seedance_video_dir>/content_pipeline/<date>/<run id>.mp4`` (one file per run: a scheduled and a
+manual run of the same day must not overwrite each other's video), returns the stored file's URI (``.output``;
 XCom ``output_url`` keeps the vendor's URL), and emits an event on the Asset
 ``seedance://videos/daily`` with ``{"video_uri": ..., "request_id": ...}`` in its extra.
 ``announce_video`` reads the stored file through ``generate.output``.
@@ -48,6 +49,13 @@ PROMPT = (
     "{{ params.theme }} on a {{ day.strftime('%A') }} in {{ day.strftime('%B') }}, {{ params.style }}"
 )
 DAY = "{{ " + RUN_DAY + " | ds }}"
+# Unique per run, where the day is not (the scheduled run and a manual run of one day would overwrite each
+# other's video, and the first run's XCom and Asset event would then point at the second's). A run id
+# such as "manual__2026-06-01T09:30:00.123456+00:00_Ab12Cd34" holds ':' and '+': both are legal in local
+# file names and S3 keys, but ':' is not allowed in Windows/SMB file names and splits scp/rsync paths, and
+# AWS lists both among key characters needing special handling ('+' reads as a space wherever a key is
+# form-decoded). Turned into '-', what is left is letters, digits and "_.~-": safe in any store and URI.
+RUN_KEY = "{{ run_id | replace(':', '-') | replace('+', '-') }}"
 
 with DAG(
     dag_id="example_seedance_content_pipeline",
@@ -80,7 +88,7 @@ with DAG(
         pool="seedance",
         # Saved in the worker once the trigger fires. The stored URI is the return value (.output) and
         # goes to XCom "video_uri" and to the Asset event's extra.
-        persist_to=VIDEO_DIR + "/content_pipeline/" + DAY + ".mp4",
+        persist_to=VIDEO_DIR + "/content_pipeline/" + DAY + "/" + RUN_KEY + ".mp4",
         outlets=[DAILY_VIDEO],
     )
 

@@ -87,6 +87,15 @@ class SeedanceAmbiguousSubmitNoRetryError(SeedanceAmbiguousSubmitError, AirflowF
     """
 
 
+def _priced_as(request: GenerationRequest) -> str:
+    """Duration and resolution as the estimate priced them (an omitted one at the vendor's default)."""
+    from airflow_provider_seedance.catalogue import DEFAULT_DURATION, DEFAULT_RESOLUTION
+
+    duration = f"{request.duration} s" if request.duration is not None else f"{DEFAULT_DURATION} s (default)"
+    resolution = request.resolution if request.resolution is not None else f"{DEFAULT_RESOLUTION} (default)"
+    return f"duration {duration}, resolution {resolution}"
+
+
 def _seconds(name: str, value: float | timedelta | None, *, allow_none: bool) -> float | None:
     if value is None and allow_none:
         return None
@@ -138,7 +147,10 @@ class SeedanceGenerateOperator(BaseOperator):
         ``video_uri`` and to the extra of each Asset outlet's event, and is the task's return value
         (``.output``); XCom ``output_url`` keeps the vendor's URL. A failed save fails the task before
         the job is marked delivered, so a retry saves the same video again without paying for a new
-        one. Templated.
+        one. Checked before the submit: a value ending with ``/``, an existing local directory or a local
+        path the worker cannot create files under is refused (:class:`SeedanceValidationError`); object
+        stores get only the trailing-slash check. Make it unique per run (two runs writing one path
+        overwrite each other's video). Templated.
     :param persist_conn_id: Airflow connection of the destination store, if not in the URI. Templated.
     :param persist_max_bytes: refuse to save a video larger than this (None: 2 GiB, the helper's default).
     """
@@ -307,8 +319,7 @@ class SeedanceGenerateOperator(BaseOperator):
         if estimate > limit:
             raise SeedanceBudgetExceededError(
                 f"Estimated cost {estimate} credits exceeds max_credits={limit} "
-                f"(model {request.model}, duration {request.duration}, resolution {request.resolution}); "
-                "nothing was submitted"
+                f"(model {request.model}, {_priced_as(request)}); nothing was submitted"
             )
 
     # -- execute ---------------------------------------------------------------------------------
@@ -323,6 +334,7 @@ class SeedanceGenerateOperator(BaseOperator):
         warn_if_pool_missing(self.pool, self.log)
         self._max_credits()  # bad values fail here, with the other input checks
         run_limit = self._run_budget_credits()
+        self._check_persist_to()
         request = self.build_request(context)
         self._mask_url_credentials(request.media_urls, request.webhook_url)
         self.hook.validate_request(request)
@@ -350,8 +362,28 @@ class SeedanceGenerateOperator(BaseOperator):
 
     @staticmethod
     def _describe(request: GenerationRequest) -> str:
-        return (f"model {request.model}, duration {request.duration}, resolution {request.resolution}, "
-                f"{'text' if request.is_text_to_video else 'image'}-to-video")
+        kind = "text" if request.is_text_to_video else "image"
+        return f"model {request.model}, {_priced_as(request)}, {kind}-to-video"
+
+    def _check_persist_to(self) -> None:
+        """Refuse a ``persist_to`` that cannot take the video before anything is paid for.
+
+        Not a directory (no trailing ``/``; locally, not an existing directory), and, on the local file
+        system, a path whose nearest existing directory the worker can create files in. Object stores
+        (``s3://``...) get only the trailing-slash check: more would need their credentials and a request.
+        """
+        if not self.persist_to:
+            return
+        from airflow_provider_seedance.persist import destination_problem
+
+        problem = destination_problem(self.persist_to, check_writable=True)
+        if problem is not None:
+            why, example = problem
+            raise SeedanceValidationError(
+                "persist_to", self.persist_to,
+                f"a file path (URI such as s3://bucket/videos/clip.mp4, or a local path) the worker can "
+                f"write, e.g. {example!r}; this one fails because {why}. Nothing was submitted",
+            )
 
     def _job_store(self, context: Context) -> JobStateStore:
         return job_store_for(context, resumable=self.resumable)
@@ -573,16 +605,30 @@ class SeedanceGenerateOperator(BaseOperator):
             from airflow_provider_seedance.persist import (
                 DEFAULT_MAX_BYTES,
                 VIDEO_URI_XCOM_KEY,
+                SeedancePersistError,
                 annotate_video_outlets,
                 persist_video,
             )
 
-            uri = persist_video(
-                result.output_url or "",
-                self.persist_to,
-                max_bytes=self.persist_max_bytes if self.persist_max_bytes is not None else DEFAULT_MAX_BYTES,
-                conn_id=self.persist_conn_id or None,
-            )
+            try:
+                uri = persist_video(
+                    result.output_url or "",
+                    self.persist_to,
+                    max_bytes=self.persist_max_bytes if self.persist_max_bytes is not None else DEFAULT_MAX_BYTES,
+                    conn_id=self.persist_conn_id or None,
+                    field="persist_to",
+                )
+            except SeedancePersistError as exc:
+                # The job is not marked delivered yet (that happens after this returns): a retry finds it.
+                retry = ("a retry of this task saves the same video again without paying for a new generation "
+                         "(while the vendor's output URL is still valid)" if self.resumable else
+                         "with resumable=False a retry submits (and pays for) a new generation")
+                raise SeedancePersistError(
+                    f"Seedance generation {result.request_id} succeeded, but saving its video to persist_to="
+                    f"{self.persist_to!r} failed: {str(exc).rstrip('.')}. Fix persist_to (or the store it "
+                    f"points at); {retry}",
+                    reason=exc.reason,
+                ) from exc
             self.log.info("Saved the video of %s to %s", result.request_id, uri)
             self._push(context, VIDEO_URI_XCOM_KEY, uri)
             annotate_video_outlets(context, self.outlets, uri, result.request_id)

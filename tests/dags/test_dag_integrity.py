@@ -95,8 +95,12 @@ def test_content_pipeline_is_daily_text_to_video_with_an_asset_outlet(dagbag):
     assert generate.deferrable is True
     assert dag.params["reference_media"] == []  # default: no media, so text-to-video
     assert Asset("seedance://videos/daily") in generate.outlets
-    # Saved by the same task, named by the run's day even for a manual run without a logical date.
-    assert generate.persist_to.endswith("/content_pipeline/{{ (dag_run.logical_date or dag_run.run_after) | ds }}.mp4")
+    # Saved by the same task under the run's day (even for a manual run without a logical date) and the run's
+    # id made path-safe: one file per run, so two runs of one day never overwrite each other's video.
+    assert generate.persist_to.endswith(
+        "/content_pipeline/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/"
+        "{{ run_id | replace(':', '-') | replace('+', '-') }}.mp4"
+    )
     # The stored file (the return value) is what the next task reads.
     assert generate.downstream_task_ids == {"announce_video"}
     assert set(dag.task_dict) == {"generate_video", "announce_video"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 
 import pytest
 
@@ -46,7 +47,10 @@ def test_content_pipeline_text_to_video_deferred(dag_runner, seedance_emulator):
     assert body["metadata"]["day"] == "2025-03-04"
     assert "Pausing task as DEFERRED" in run.output
     assert "Trigger completed" in run.output
-    assert (dag_runner.video_dir / "content_pipeline" / "2025-03-04.mp4").read_bytes() == SAMPLE
+    # One file per run: the day, then the run id with ':' and '+' made '-'.
+    [video] = _videos(dag_runner.video_dir)
+    assert re.fullmatch(r"content_pipeline/2025-03-04/manual__[0-9T.-]+\.mp4", video), video
+    assert (dag_runner.video_dir / video).read_bytes() == SAMPLE
     assert seedance_emulator.api_key not in run.output
 
 
@@ -61,7 +65,8 @@ def test_content_pipeline_reference_media_from_run_config(dag_runner, seedance_e
     [body] = _submits(seedance_emulator)
     assert body["mediaUrls"] == ["https://example.com/look.jpg"]
     assert body["prompt"].startswith("A bakery at dawn on a Saturday in March")
-    assert _videos(dag_runner.video_dir) == ["content_pipeline/2025-03-08.mp4"]
+    [video] = _videos(dag_runner.video_dir)
+    assert re.fullmatch(r"content_pipeline/2025-03-08/manual__[0-9T.-]+\.mp4", video), video
 
 
 def _asset_rows(db_path):

@@ -37,6 +37,11 @@ def _db() -> Path:
     return Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
 
 
+def _run_key(run_id: str) -> str:
+    """The run id as the pipeline's persist_to writes it (':' and '+' are not path-safe everywhere)."""
+    return run_id.replace(":", "-").replace("+", "-")
+
+
 def _latest_run(dag_id: str) -> tuple[str, str | None]:
     with sqlite3.connect(_db()) as db:
         run_id, logical_date = db.execute(
@@ -60,7 +65,7 @@ def test_the_pipelines_output_is_the_stored_video(dag_runner, seedance_emulator)
     assert run.returncode == 0, run.output[-4000:]
     run_id, _ = _latest_run(PIPELINE)
     [job] = seedance_emulator.admin.jobs()
-    stored = f"file://{dag_runner.video_dir}/content_pipeline/2025-03-05.mp4"
+    stored = f"file://{dag_runner.video_dir}/content_pipeline/2025-03-05/{_run_key(run_id)}.mp4"
     assert _xcom(PIPELINE, run_id, "generate_video") == stored  # generate.output
     assert _xcom(PIPELINE, run_id, "generate_video", "video_uri") == stored
     assert _xcom(PIPELINE, run_id, "generate_video", "output_url") == (
@@ -104,7 +109,33 @@ def test_the_pipeline_runs_without_a_logical_date(dag_runner, seedance_emulator)
     # The run's day came from run_after: in the prompt, the metadata and the stored file's name.
     assert body["metadata"]["day"] == day
     assert body["prompt"].startswith("A quiet harbour town waking up on a ")
-    assert _xcom(PIPELINE, run_id, "announce_video") == f"file://{dag_runner.video_dir}/content_pipeline/{day}.mp4"
+    stored = f"file://{dag_runner.video_dir}/content_pipeline/{day}/{_run_key(run_id)}.mp4"
+    assert _xcom(PIPELINE, run_id, "announce_video") == stored
+
+
+def test_two_runs_of_one_day_keep_their_own_videos(dag_runner, seedance_emulator) -> None:
+    # Two manual runs without a logical date, the same day: with a day-only path the second overwrote the
+    # first's video, and the first run's XCom and Asset event then pointed at the second's file.
+    seedance_emulator.admin.configure(time_scale=0)
+    env = airflow_env(AIRFLOW_CONN_SEEDANCE_DEFAULT=seedance_emulator.connection_json,
+                      AIRFLOW_VAR_SEEDANCE_VIDEO_DIR=str(dag_runner.video_dir))
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", NO_LOGICAL_DATE, str(DAGS_DIR), PIPELINE], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, check=False,
+                              start_new_session=True)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        run_id, _ = _latest_run(PIPELINE)  # read now: DAG.test drops the DAG's earlier runs from the database
+        runs.append((run_id, _xcom(PIPELINE, run_id, "generate_video")))
+
+    (first_id, first_uri), (second_id, second_uri) = runs
+    assert first_id != second_id
+    assert first_uri != second_uri
+    assert len(seedance_emulator.admin.jobs()) == 2
+    for run_id, uri in runs:
+        assert uri.endswith(f"/{_run_key(run_id)}.mp4")
+        assert Path(uri.removeprefix("file://")).read_bytes()[4:8] == b"ftyp"  # each run's file is still there
+    assert len(list(dag_runner.video_dir.rglob("*.mp4"))) == 2
 
 
 def test_the_image_to_video_example_runs_without_a_logical_date(dag_runner, seedance_emulator) -> None:

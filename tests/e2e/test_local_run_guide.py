@@ -245,9 +245,13 @@ def test_the_local_run_guide_works_as_written(guide: dict[str, str], shell: Shel
     manual = {r[2] is None: r for r in runs if r[1] == "manual"}
     undated, dated = manual[True], manual[False]
 
-    # The run without a logical date named its file by its run_after day; the other by its logical date.
-    undated_file = videos / "content_pipeline" / f"{str(undated[3])[:10]}.mp4"
-    dated_file = videos / "content_pipeline" / "2025-06-01.mp4"
+    # The run without a logical date filed its video under its run_after day; the other under its logical
+    # date; each under its own run id (':' and '+' made '-'), so runs of one day never overwrite each other.
+    def run_key(run_id: str) -> str:
+        return run_id.replace(":", "-").replace("+", "-")
+
+    undated_file = videos / "content_pipeline" / str(undated[3])[:10] / f"{run_key(undated[0])}.mp4"
+    dated_file = videos / "content_pipeline" / "2025-06-01" / f"{run_key(dated[0])}.mp4"
     for run, stored in ((undated, undated_file), (dated, dated_file)):
         run_id = run[0]
         assert stored.read_bytes()[4:8] == b"ftyp"

@@ -58,7 +58,8 @@ def test_scheduled_pipeline_defers_through_the_triggerer_and_feeds_the_asset(sta
 
     # generate_video saved the file itself (persist_to) after the trigger fired.
     day = run["logical_date"][:10]
-    video = stack.video_dir / "content_pipeline" / f"{day}.mp4"
+    # One file per run: the day, then the run id made path-safe (':' and '+' -> '-').
+    video = stack.video_dir / "content_pipeline" / day / f"{run_id.replace(':', '-').replace('+', '-')}.mp4"
     assert video.read_bytes()[4:8] == b"ftyp"
     assert engine.xcom(PIPELINE, run_id, "generate_video", "video_uri") == f"file://{video}"
     assert engine.xcom(PIPELINE, run_id, "generate_video") == f"file://{video}"  # .output is the stored file
@@ -204,7 +205,10 @@ def test_triggerer_restart_neither_loses_nor_duplicates_the_job(stack):
     # persist_to: the return value is the stored file; output_url keeps the vendor's URL.
     vendor_url = f"{emulator.base_url}/files/{request_id}.mp4"
     assert engine.xcom(PIPELINE, run_id, "generate_video", "output_url") == vendor_url
-    assert engine.xcom(PIPELINE, run_id, "generate_video") == f"file://{stack.video_dir}/content_pipeline/2025-06-01.mp4"
+    run_key = run_id.replace(":", "-").replace("+", "-")
+    assert engine.xcom(PIPELINE, run_id, "generate_video") == (
+        f"file://{stack.video_dir}/content_pipeline/2025-06-01/{run_key}.mp4"
+    )
 
 
 def test_marking_a_deferred_task_failed_cancels_its_job(stack):

@@ -151,6 +151,9 @@ def test_model_from_the_live_catalogue_is_accepted(emu: EmulatorHandle, context:
 def test_max_credits_refuses_before_any_request(emu: EmulatorHandle, context: dict[str, Any]) -> None:
     with pytest.raises(SeedanceBudgetExceededError, match="exceeds max_credits=50") as info:
         _op(max_credits="50").execute(context)  # templated value: a string
+    # Duration and resolution as priced (the vendor's defaults when omitted), never "None".
+    assert "duration 5 s (default), resolution 720p (default)" in str(info.value)
+    assert "None" not in str(info.value)
     assert isinstance(info.value, AirflowFailException)  # no pointless retries
     assert _submits(emu) == 0
     assert _op(max_credits=64).execute(context).endswith(".mp4")
@@ -436,9 +439,12 @@ def test_a_failed_save_is_retried_on_the_same_job_without_paying_again(
     from airflow_provider_seedance.persist import SeedancePersistError
 
     target = tmp_path / "clip.mp4"
-    with pytest.raises(SeedancePersistError, match="more than max_bytes=100"):
+    with pytest.raises(SeedancePersistError, match="more than max_bytes=100") as info:
         _op(persist_to=str(target), persist_max_bytes=100).execute(context)
     assert not target.exists()
+    # The message names the field and says what a retry does.
+    assert f"saving its video to persist_to='{target}' failed" in str(info.value)
+    assert "a retry of this task saves the same video again without paying for a new generation" in str(info.value)
     record = _stored(context)
     assert record is not None
     assert not record.delivered  # the retry must find the finished job, not submit a new one
@@ -449,3 +455,39 @@ def test_a_failed_save_is_retried_on_the_same_job_without_paying_again(
     assert context["ti"].xcom("output_url").endswith(f"/{record.request_id}.mp4")
     assert target.read_bytes()[4:8] == b"ftyp"
     assert _submits(emu) == 1
+
+
+def _bad_persist_targets(tmp_path: Any) -> list[str]:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    blocker = tmp_path / "blocker"
+    blocker.write_bytes(b"a file where a directory should be")
+    return [
+        str(videos),  # an existing directory
+        f"{videos}/",
+        f"file://{videos}",
+        f"file://{videos}/",
+        f"{blocker}/clip.mp4",  # its parent is a file
+        "/proc/seedance/clip.mp4",  # nothing can be created there, not even by root
+        "s3://bucket/videos/",  # object stores: only the trailing slash is checked
+    ]
+
+
+def test_a_persist_to_that_cannot_take_a_file_is_refused_before_any_post(
+    emu: EmulatorHandle, context: dict[str, Any], tmp_path: Any
+) -> None:
+    for bad in _bad_persist_targets(tmp_path):
+        with pytest.raises(SeedanceValidationError, match="Invalid persist_to") as info:
+            _op(persist_to=bad).execute(context)
+        assert info.value.field == "persist_to"
+        assert "a file path" in str(info.value)
+        assert "Nothing was submitted" in str(info.value)
+    # Nothing reached the emulator's submit endpoint: no money spent.
+    assert emu.admin.requests(endpoint="submit") == []
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["blocker", "videos"]  # no temp file anywhere
+
+    # A file under that directory (its parents created on the way) still works.
+    target = tmp_path / "videos" / "day" / "clip.mp4"
+    assert _op(persist_to=f"file://{target}").execute(context) == f"file://{target}"
+    assert target.read_bytes()[4:8] == b"ftyp"
+    assert len(emu.admin.requests(endpoint="submit")) == 1

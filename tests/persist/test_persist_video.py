@@ -315,6 +315,31 @@ def test_directory_destination_is_refused(loopback, tmp_path):
         persist_video(f"{loopback.base_url}/video", f"file://{tmp_path}/")
 
 
+@pytest.mark.parametrize("form", ["{d}", "{d}/", "file://{d}", "file://{d}/"])
+def test_an_existing_directory_is_refused_before_downloading_and_left_as_it_was(seedance_emulator, tmp_path, form):
+    url = _finished_output_url(seedance_emulator)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "old.mp4").write_bytes(b"kept")
+
+    with pytest.raises(SeedancePersistError) as info:
+        persist_video(url, form.format(d=videos))
+
+    assert info.value.reason == "invalid"
+    assert "Invalid destination" in str(info.value)
+    assert "Allowed: a file path (not a directory)" in str(info.value)
+    assert f"{videos}/video.mp4" in str(info.value)  # a file name is suggested
+    assert _files_under(tmp_path) == ["videos/old.mp4"]  # no .part left inside, nothing replaced
+    assert seedance_emulator.admin.requests(endpoint="files") == []  # refused before downloading
+
+
+def test_the_field_name_is_the_callers(loopback, tmp_path):
+    with pytest.raises(SeedancePersistError, match="Invalid persist_to") as info:
+        persist_video(f"{loopback.base_url}/video", tmp_path, field="persist_to")
+    assert info.value.reason == "invalid"
+    assert loopback.served == []
+
+
 @pytest.mark.parametrize(("url", "shown"), [
     ("https://u:p@cdn.example.com:8443/a/b.mp4?sig=1#frag", "https://***:***@cdn.example.com:8443/a/b.mp4?sig=***#***"),
     ("https://cdn.example.com/a.mp4", "https://cdn.example.com/a.mp4"),
