@@ -206,6 +206,25 @@ def scripted_server() -> Iterator[Callable[[Callable[[Request], Reply]], Scripte
         server.stop()
 
 
+#: The API key of the ``hostile`` connection: long enough that a leak of any part of it is findable.
+HOSTILE_KEY = "sd2_live_Hostile0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.fixture
+def hostile(
+    monkeypatch: pytest.MonkeyPatch, scripted_server: Callable[[Callable[[Request], Reply]], ScriptedServer]
+) -> Callable[[Callable[[Request], Reply]], ScriptedServer]:
+    """Start a scripted server and make it the ``hostile`` connection (API key :data:`HOSTILE_KEY`)."""
+    from .conftest import set_connection
+
+    def start(handler: Callable[[Request], Reply]) -> ScriptedServer:
+        server = scripted_server(handler)
+        set_connection(monkeypatch, "hostile", host=server.base_url, password=HOSTILE_KEY)
+        return server
+
+    return start
+
+
 def job_body(request_id: str, status: str = "processing", **extra: Any) -> dict[str, Any]:
     """A status answer for ``request_id`` in the API's shape."""
     body: dict[str, Any] = {"success": True, "requestId": request_id, "status": status, "model": "seedance-2.0"}

@@ -32,22 +32,10 @@ from airflow_provider_seedance.hooks._http import interpret_response
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
 from .both_paths import MODES, REQUEST, call
-from .conftest import FAST, set_connection
+from .conftest import FAST
 from .scripted_server import Reply, Request, ScriptedServer, drip, http_response, job_body
-from .scripted_server import scripted_server as scripted_server  # the fixture
-
-
-@pytest.fixture
-def hostile(
-    monkeypatch: pytest.MonkeyPatch, scripted_server: Callable[[Callable[[Request], Reply]], ScriptedServer]
-) -> Callable[[Callable[[Request], Reply]], ScriptedServer]:
-    def start(handler: Callable[[Request], Reply]) -> ScriptedServer:
-        server = scripted_server(handler)
-        set_connection(monkeypatch, "hostile", host=server.base_url, password="sd2_hostile")
-        return server
-
-    return start
-
+from .scripted_server import hostile as hostile  # the fixtures
+from .scripted_server import scripted_server as scripted_server
 
 # -- huge answers -------------------------------------------------------------------------------------------
 

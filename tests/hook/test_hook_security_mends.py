@@ -31,24 +31,11 @@ from airflow_provider_seedance.models import JobStatus
 
 from .both_paths import MODES, REQUEST, call, get_job, submit
 from .conftest import FAST, RecordingServer, set_connection
-from .scripted_server import Reply, Request, ScriptedServer, http_response, job_body
-from .scripted_server import scripted_server as scripted_server  # the fixture
+from .scripted_server import HOSTILE_KEY, Reply, Request, ScriptedServer, http_response, job_body
+from .scripted_server import hostile as hostile  # the fixtures
+from .scripted_server import scripted_server as scripted_server
 
-KEY = "sd2_live_Hostile0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-@pytest.fixture
-def hostile(
-    monkeypatch: pytest.MonkeyPatch, scripted_server: Callable[[Callable[[Request], Reply]], ScriptedServer]
-) -> Callable[[Callable[[Request], Reply]], ScriptedServer]:
-    """Start a scripted server and make it the ``hostile`` connection (API key :data:`KEY`)."""
-
-    def start(handler: Callable[[Request], Reply]) -> ScriptedServer:
-        server = scripted_server(handler)
-        set_connection(monkeypatch, "hostile", host=server.base_url, password=KEY)
-        return server
-
-    return start
+KEY = HOSTILE_KEY
 
 
 # -- 1. an answer about another request is refused --------------------------------------------------------
