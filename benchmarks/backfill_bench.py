@@ -242,7 +242,8 @@ def _results(args: argparse.Namespace, argv: list[str] | None, full: bool, start
             argv if argv is not None else sys.argv[1:]),
         "duration_seconds": round(time.monotonic() - started, 1),
         "machine": describe_machine(),
-        "settings": {**settings.__dict__, "pool_slots": settings.slots},
+        "settings": {**settings.__dict__, "pool_slots": settings.slots,
+                     "queue_pool_slots": settings.slots_for("queue")},
         "runs": [r.to_json() for r in runs],
     }
     results["ratios_http_over_provider"] = ratios(results["runs"])
@@ -257,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=20, help="the vendor's concurrent jobs per key")
-    parser.add_argument("--pool", type=int, default=None, help="pool slots (default: the limit)")
+    parser.add_argument("--pool", type=int, default=None,
+                        help="pool slots in both modes (default: the limit; in queue mode the guide's recipe)")
+    parser.add_argument("--queue-pool", type=int, default=None,
+                        help="pool slots in queue mode (default: the guide's limit x (1 + O / D))")
     parser.add_argument("--time-scale", type=float, default=None, help="vendor durations x this")
     parser.add_argument("--dag", action="append", choices=("provider", "http"), default=None)
     parser.add_argument("--mode", action="append", choices=("queue", "refuse"), default=None)
@@ -280,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     isolate_airflow_home()
-    settings = BenchSettings(rows=args.rows, limit=args.limit, pool_slots=args.pool, metadata_db=args.metadata_db)
+    settings = BenchSettings(rows=args.rows, limit=args.limit, pool_slots=args.pool, metadata_db=args.metadata_db,
+                             queue_pool_slots=args.queue_pool)
     if args.time_scale is not None:
         settings.time_scale = args.time_scale
     if args.parallelism is not None:

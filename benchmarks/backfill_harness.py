@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sqlite3
 import sys
@@ -56,6 +57,10 @@ __all__ = ["BackfillStack", "BenchSettings", "RunFigures", "job_durations"]
 EXAMPLE_DAG = "example_seedance_asset_backfill"
 HTTP_DAG = "bench_http_asset_backfill"
 DAG_OF = {"provider": EXAMPLE_DAG, "http": HTTP_DAG}
+#: Per-row Airflow overhead with the example's 5 s polling (seconds, not time-scaled): starting the task,
+#: submitting, noticing the end (half a polling interval), starting and running the finishing step.
+#: Measured by this benchmark (profile "slot_overhead" minus the detection delay, 240 rows, 2 cores).
+ROW_OVERHEAD_SECONDS = 6.0
 SUBJECTS = ("ceramic mug", "canvas backpack", "desk lamp", "leather wallet", "running shoe", "wool scarf",
             "glass teapot", "wooden chair", "steel watch", "linen shirt")
 
@@ -74,8 +79,10 @@ class BenchSettings:
     :param processing_bounds: (low, high) clamp of processing seconds.
     :param requests_per_second: the vendor's request-rate limit per key (unscaled: divided by the scale).
     :param retry_after: the ``Retry-After`` the vendor sends with a 429, seconds.
-    :param poll_interval: the provider's first polling interval (its default).
-    :param max_poll_interval: the provider's polling cap (its default).
+    :param poll_interval: the provider's first polling interval (None: the example DAG's ``POLL_INTERVAL``).
+    :param max_poll_interval: the provider's polling cap (None: the example DAG's ``MAX_POLL_INTERVAL``).
+    :param queue_pool_slots: the pool in *queue* mode (None: the sizing guide's recipe,
+        :meth:`recipe_queue_pool`).
     :param http_poke_interval: the http baseline's fixed poke interval.
     :param http_retry_delay: the http baseline's retry delay after a 429.
     :param parallelism: LocalExecutor worker processes.
@@ -86,25 +93,54 @@ class BenchSettings:
     rows: int = 1000
     limit: int = 20
     pool_slots: int | None = None
-    time_scale: float = 0.2
+    time_scale: float = 0.25
     queued: tuple[float, float] = (2.0, 10.0)
     processing_median: float = 60.0
     processing_sigma: float = 0.35
     processing_bounds: tuple[float, float] = (25.0, 180.0)
     requests_per_second: float = 10.0
     retry_after: float = 10.0
-    poll_interval: float = 5.0
-    max_poll_interval: float = 60.0
+    poll_interval: float | None = None
+    max_poll_interval: float | None = None
+    queue_pool_slots: int | None = None
     http_poke_interval: float = 5.0
     http_retry_delay: float = 10.0
     parallelism: int = 32
     metadata_db: str = "postgres"
     seed: int = 7
 
+    def __post_init__(self) -> None:
+        if self.poll_interval is None:
+            self.poll_interval = float(example_constant("POLL_INTERVAL"))
+        if self.max_poll_interval is None:
+            self.max_poll_interval = float(example_constant("MAX_POLL_INTERVAL"))
+
     @property
     def slots(self) -> int:
-        """The pool's size."""
+        """The pool's size in *refuse* mode (and in *queue* mode when ``pool_slots`` is set)."""
         return self.pool_slots if self.pool_slots is not None else self.limit
+
+    def slots_for(self, mode: str) -> int:
+        """The pool's size the sizing guide gives for a vendor mode.
+
+        :param mode: ``queue`` or ``refuse``.
+        """
+        if mode != "queue" or self.pool_slots is not None:
+            return self.slots
+        return self.queue_pool_slots if self.queue_pool_slots is not None else self.recipe_queue_pool()
+
+    def mean_job_seconds(self) -> float:
+        """Mean scaled job duration (queued + processing) of the drawn table."""
+        durations = job_durations(self)
+        return sum(self.scaled(q + p) for q, p in durations.values()) / max(1, len(durations))
+
+    def recipe_queue_pool(self) -> int:
+        """The guide's queue-mode pool: ``limit x (1 + O / D)``, ``O`` the per-row Airflow overhead.
+
+        ``O`` is not time-scaled (Airflow's steps take as long whatever the vendor's durations), so a
+        time-scaled run needs relatively more headroom than the same backfill at real durations.
+        """
+        return math.ceil(self.limit * (1 + ROW_OVERHEAD_SECONDS / self.mean_job_seconds()))
 
     def scaled(self, seconds: float) -> float:
         """Unscaled vendor seconds to wall seconds of this run.
@@ -171,6 +207,20 @@ def table_state(path: Path) -> dict[str, tuple[Any, ...]]:
             "SELECT product_id, video_status, request_id, video_uri, credits_charged FROM products")}
 
 
+def example_constant(name: str) -> Any:
+    """A module-level constant of the example DAG (read from its source: the benchmark runs what users get).
+
+    :param name: the constant's name.
+    """
+    import ast
+
+    tree = ast.parse((REPO / "dags" / f"{EXAMPLE_DAG}.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise RuntimeError(f"{name} not found in the example DAG")
+
+
 def example_create_table() -> str:
     """The example DAG's ``CREATE TABLE`` (read from the DAG file, so the benchmark uses the same schema)."""
     import ast
@@ -194,12 +244,11 @@ def build_dags_folder(target: Path, settings: BenchSettings) -> None:
     (target / "data").mkdir(exist_ok=True)
     shutil.copy2(REPO / "dags" / "data" / "products.csv", target / "data" / "products.csv")
     source = (REPO / "dags" / f"{EXAMPLE_DAG}.py").read_text(encoding="utf-8")
-    anchor = "        deferrable=True,\n    ).expand_kwargs("
-    if source.count(anchor) != 1:
-        raise RuntimeError("the example DAG changed: cannot set its polling intervals for the time scale")
-    source = source.replace(anchor, (
-        f"        deferrable=True,\n        poll_interval={settings.scaled(settings.poll_interval)!r},\n"
-        f"        max_poll_interval={settings.scaled(settings.max_poll_interval)!r},\n    ).expand_kwargs("))
+    for name, value in (("POLL_INTERVAL", settings.poll_interval), ("MAX_POLL_INTERVAL", settings.max_poll_interval)):
+        pattern = re.compile(rf"^{name} = .*$", re.MULTILINE)
+        if len(pattern.findall(source)) != 1:
+            raise RuntimeError(f"the example DAG changed: cannot scale its {name} for the time scale")
+        source = pattern.sub(f"{name} = {settings.scaled(float(value or 0))!r}", source)
     (target / f"{EXAMPLE_DAG}.py").write_text(source, encoding="utf-8")
     shutil.copy2(HERE / "backfill_dags" / f"{HTTP_DAG}.py", target / f"{HTTP_DAG}.py")
 
@@ -517,7 +566,7 @@ class BackfillStack:
         assert self.engine is not None
         engine = self.engine
         dag_id = DAG_OF[dag]
-        slots = pool_slots or self.settings.slots
+        slots = pool_slots or self.settings.slots_for(mode)
         engine.cli("pools", "set", "seedance", str(slots), "Seedance generations in flight", "--include-deferred")
         self._prepare(mode)
         self._runs += 1
@@ -537,7 +586,7 @@ class BackfillStack:
         after = sampler.snapshot()
         figures = self._figures(dag, mode, dag_id, run, sampler, before, after)
         figures.pool_slots = slots
-        figures.label = f"{dag} / {mode}" + (f" / pool {slots}" if slots != self.settings.slots else "")
+        figures.label = f"{dag} / {mode}" + (f" / pool {slots}" if slots != self.settings.slots_for(mode) else "")
         return figures
 
     def _run_if_done(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
@@ -611,7 +660,8 @@ class BackfillStack:
         s = self.settings
         lifetime = job["queuedSeconds"] + job["processingSeconds"]
         if dag == "provider":
-            schedule = PollSchedule(initial=s.scaled(s.poll_interval), maximum=s.scaled(s.max_poll_interval),
+            schedule = PollSchedule(initial=s.scaled(float(s.poll_interval or 0)),
+                                    maximum=s.scaled(float(s.max_poll_interval or 0)),
                                     jitter=0.0)
             return len(schedule.poll_times(lifetime))
         poke = s.scaled(s.http_poke_interval)

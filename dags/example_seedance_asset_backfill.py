@@ -70,6 +70,12 @@ DEFAULT_VIDEO_DIR = "/tmp/seedance-videos"  # noqa: S108 - an example default; s
 #: Most rows one run claims (the ``max_rows`` param overrides it): keeps a run's mapped tasks within
 #: ``[core] max_map_length`` (1,024 by default); a bigger table is worked through by successive runs.
 MAX_ROWS_PER_RUN = 1000
+#: Polling for throughput: a backfill is capped by the vendor's concurrent-job limit, and every second
+#: between a job's end and the poll that sees it leaves one of those slots idle. So poll every 5 s for the
+#: whole wait (the default schedule grows to 60 s to save requests on long single waits): a pool of 20
+#: costs about 4 status requests per second (sizing guide: "Backfills over asset tables").
+POLL_INTERVAL = 5.0
+MAX_POLL_INTERVAL = 5.0
 #: The result columns written back to the table, beside the asset columns.
 CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -303,6 +309,8 @@ with DAG(
         retries=2,
         retry_delay=timedelta(seconds=30),
         deferrable=True,
+        poll_interval=POLL_INTERVAL,
+        max_poll_interval=MAX_POLL_INTERVAL,
     ).expand_kwargs(rows.map(to_generate_kwargs))
 
     generate >> release_rows(rows)
