@@ -12,7 +12,8 @@ __all__ = ["TARGETS", "facts", "gc_table", "import_table", "poll_cost_table", "r
            "target_table"]
 
 LABELS = {"seedance": "SeedanceJobTrigger", "seedance+gc-freeze": "+ gc.freeze() in the triggerer",
-          "http": "http baseline", "schedule-only": "schedule only, no HTTP"}
+          "http": "http baseline", "schedule-only": "schedule only, no HTTP",
+          "bare-aiohttp": "bare aiohttp GET, shared session"}
 
 #: The targets (issue 15's bounds, which replaced the earlier CPU and stall targets), as (key, text).
 TARGETS = (
@@ -75,6 +76,9 @@ def _scale_table(results: list[dict[str, Any]], n: int) -> Table:
     add("  per wait, KB", "kb_per_wait", digits=1)
     add("emulator CPU ms per request",
         lambda r: fmt(r["emulator_cpu"] / r["requests"] * 1000, 3) if r["impl"] != "schedule-only" else "n/a")
+    if any(r["impl"] == "bare-aiohttp" for r in rows):
+        table.notes.append("Bare aiohttp: the same schedule and status GET on one shared aiohttp session, with no "
+                           "hook, connection lookup, retry or answer check: the floor of any aiohttp-based trigger.")
     walls = ", ".join(f"{LABELS[r['impl']]} {r['wall_seconds']:.0f} s" for r in rows)
     table.notes.append(f"Latencies in unscaled seconds (run seconds / {scale:g}; poll cap 60 s). "
                        f"Run wall time: {walls}.")
@@ -258,6 +262,15 @@ def facts(results: dict[str, Any]) -> dict[str, str]:
         if base_top is not None:
             out["baseline_requests_top"] = f"{base_top['requests_per_job']:.1f}"
             out["baseline_connections_top"] = f"{base_top['connections']:,}"
+    for bare_row in (r for r in scale if r["impl"] == "bare-aiohttp"):
+        # The best CPU ratio any aiohttp-based trigger could show against the baseline in the same run.
+        n_key = f"{bare_row['n']}"
+        out[f"bare_ms_{n_key}"] = f"{bare_row['cpu_ms_per_request']:.3f}"
+        base_n, ours_n = _by(scale, bare_row["n"], "http"), _by(scale, bare_row["n"], "seedance")
+        if base_n is not None:
+            out[f"bare_ratio_{n_key}"] = f"{base_n['cpu_ms_per_request'] / bare_row['cpu_ms_per_request']:.2f}x"
+        if ours_n is not None:
+            out[f"ours_over_bare_{n_key}"] = f"{ours_n['cpu_ms_per_request'] / bare_row['cpu_ms_per_request']:.2f}x"
     floor = next((r for r in scale if r["impl"] == "schedule-only"), None)
     if floor is not None:
         out["floor_ms"] = f"{floor['cpu_ms_per_request']:.2f}"

@@ -57,6 +57,9 @@ IMPLEMENTATIONS = ("seedance", "http")
 FROZEN = "seedance+gc-freeze"
 #: Our schedule with no HTTP at all (schedule_only_trigger.py): the triggerer's floor cost per wake-up.
 FLOOR = "schedule-only"
+#: Our schedule and status GET on one shared aiohttp session, nothing else (bare_aiohttp_trigger.py): the
+#: floor of any aiohttp-based trigger, so the provider's own share of a poll can be told apart.
+BARE = "bare-aiohttp"
 HTTP_CONN_ID = "http_seedance"
 #: What each trigger imports on its first run (kept out of the measured phase; see trigger_worker).
 _OURS = ("airflow_provider_seedance.hooks.seedance", "airflow.sdk.log")
@@ -65,6 +68,7 @@ PRELOAD: dict[str, tuple[str, ...]] = {
     FROZEN: _OURS,
     "http": ("airflow.providers.http.hooks.http",),
     FLOOR: ("airflow_provider_seedance.polling",),
+    BARE: ("aiohttp", "airflow_provider_seedance.polling"),
 }
 
 
@@ -158,6 +162,12 @@ def _trigger_spec(impl: str, job: PlannedJob, scale: float) -> dict[str, Any]:
         trigger = ScheduleOnlyTrigger(job.request_id, finishes_at=job.arrive_at + job.duration,
                                       started_at=job.arrive_at, poll_interval=DEFAULT_POLL_INTERVAL * scale,
                                       max_poll_interval=DEFAULT_MAX_POLL_INTERVAL * scale)
+    elif impl == BARE:
+        from bare_aiohttp_trigger import BareAiohttpTrigger
+
+        trigger = BareAiohttpTrigger(job.request_id, started_at=job.arrive_at,
+                                     poll_interval=DEFAULT_POLL_INTERVAL * scale,
+                                     max_poll_interval=DEFAULT_MAX_POLL_INTERVAL * scale)
     else:
         from http_baseline import HttpStatusPollTrigger
 
@@ -324,7 +334,7 @@ def _figures(impl: str, n: int, scale: float, jobs: list[PlannedJob], table: dic
 
 def run_scale_suite(sizes: list[int], impls: tuple[str, ...] = IMPLEMENTATIONS, *, scale: float | None = None,
                     seed: int = 7, greenback: bool = True, gc_freeze: bool = False,
-                    floor_at: tuple[int, ...] = (), frozen_at: tuple[int, ...] = (),
+                    floor_at: tuple[int, ...] = (), frozen_at: tuple[int, ...] = (), bare_at: tuple[int, ...] = (),
                     log: Any = print) -> list[dict[str, Any]]:
     """Every (N, implementation) pair against ONE spawned emulator; results in run order.
 
@@ -336,12 +346,14 @@ def run_scale_suite(sizes: list[int], impls: tuple[str, ...] = IMPLEMENTATIONS, 
     :param gc_freeze: ``gc.freeze()`` in the trigger process after start-up.
     :param floor_at: N values at which :data:`FLOOR` (no HTTP) also runs.
     :param frozen_at: N values at which :data:`FROZEN` (ours with ``gc.freeze()``) also runs.
+    :param bare_at: N values at which :data:`BARE` (a bare shared-session aiohttp GET) also runs.
     :param log: progress printer.
     """
     results = []
     with spawn_emulator(balance=10**9) as emu:
         for n in sizes:
-            extra = [i for i, at in ((FROZEN, frozen_at), (FLOOR, floor_at)) if n in at and i not in impls]
+            variants = ((FROZEN, frozen_at), (FLOOR, floor_at), (BARE, bare_at))
+            extra = [i for i, at in variants if n in at and i not in impls]
             for impl in (*impls, *extra):
                 s = scale if scale is not None else default_scale(n)
                 log(f"triggerer scale: {impl:16s} N={n:<6d} scale={s} ...")
@@ -361,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, action="append", help="concurrent waits (repeatable; default 100)")
-    parser.add_argument("--impl", action="append", choices=[*IMPLEMENTATIONS, FROZEN, FLOOR],
+    parser.add_argument("--impl", action="append", choices=[*IMPLEMENTATIONS, FROZEN, FLOOR, BARE],
                         help="implementation (repeatable; default: seedance and http)")
     parser.add_argument("--scale", type=float, default=None, help="time scale (default: 0.1, 0.5 above N=2000)")
     parser.add_argument("--no-greenback", action="store_true", help="skip the triggerer's greenback portal")
