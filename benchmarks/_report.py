@@ -244,6 +244,13 @@ def facts(results: dict[str, Any]) -> dict[str, str]:
         out["gc_pause_top_ms"] = f"{top['gc_max_pause'] * 1000:.0f}"
         for row in ours_rows:
             out[f"stall_{row['n']}_ms"] = f"{row['stall_max'] * 1000:.0f}"
+            out[f"gc_pause_{row['n']}_ms"] = f"{row['gc_max_pause'] * 1000:.0f}"
+            frozen_n = _by(scale, row["n"], "seedance+gc-freeze")
+            if frozen_n is not None:
+                out[f"stall_frozen_{row['n']}_ms"] = f"{frozen_n['stall_max'] * 1000:.0f}"
+            base_n = _by(scale, row["n"], "http")
+            if base_n is not None:
+                out[f"baseline_stall_{row['n']}_ms"] = f"{base_n['stall_max'] * 1000:.0f}"
             base_row = _by(scale, row["n"], "http")
             if base_row is not None:
                 out[f"cpu_ratio_{row['n']}"] = f"{base_row['cpu_ms_per_request'] / row['cpu_ms_per_request']:.1f}x"
