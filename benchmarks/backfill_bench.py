@@ -203,6 +203,18 @@ def _facts(results: dict[str, Any]) -> dict[str, str]:
         facts[f"{key}_cpu"] = _fmt(sum(r["cpu_seconds"].get(k, 0.0) for k in ("scheduler", "triggerer", "workers"))
                                    / r["rows"], 2)
         facts[f"{key}_429"] = str(r["received_429"])
+        facts[f"{key}_gets_vs_min"] = _fmt(r.get("gets_vs_minimum"), 2)
+        # Vendor-slot time lost per row, and what it would weigh against the unscaled job durations: Airflow's
+        # steps take as long whatever the time scale, the jobs do not.
+        lost = (r["wall_seconds"] - r["ideal_seconds"]) * r["limit"] / r["rows"]
+        mean_job = r["ideal_seconds"] * r["limit"] / r["rows"]
+        facts[f"{key}_lost_per_row"] = _fmt(lost, 1)
+        facts[f"{key}_mean_job"] = _fmt(mean_job, 1)
+        facts[f"{key}_unscaled_mean_job"] = _fmt(mean_job / r["time_scale"], 0)
+        facts[f"{key}_unscaled_ratio"] = _fmt((mean_job / r["time_scale"] + lost) / (mean_job / r["time_scale"]), 2)
+        facts[f"{key}_pool"] = str(r["pool_slots"])
+        for role in ("api-server", "scheduler", "triggerer", "workers"):
+            facts[f"{key}_{role.replace('-', '_')}_cpu"] = _fmt(r["cpu_seconds"].get(role, 0.0) / r["rows"], 2)
         facts[f"{key}_tries"] = str(r["tries_beyond_first"])
         facts[f"{key}_vendor_waiting"] = str(r["vendor_peak_waiting"])
         for phase, values in (r.get("profile") or {}).items():

@@ -28,8 +28,9 @@ and never loses a finished one::
     airflow backfill create --dag-id example_seedance_asset_backfill \\
         --from-date 2025-01-01 --to-date 2025-01-07 --reprocess-behavior completed
 
-**Concurrency cap.** Create the pool first, sized to the vendor's concurrent-job limit, counting deferred
-tasks (docs: "Backfills over asset tables" has the sizing guide)::
+**Concurrency cap.** Create the pool first, counting deferred tasks: the vendor's concurrent-job limit when
+it refuses (429) past it, a little more when it queues (docs: "Backfills over asset tables" has the
+sizing guide)::
 
     airflow pools set seedance 20 "Seedance generations in flight" --include-deferred
 
