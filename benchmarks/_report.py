@@ -246,9 +246,13 @@ def facts(results: dict[str, Any]) -> dict[str, str]:
             out[f"stall_{row['n']}_ms"] = f"{row['stall_max'] * 1000:.0f}"
             out[f"gc_pause_{row['n']}_ms"] = f"{row['gc_max_pause'] * 1000:.0f}"
             frozen_n = _by(scale, row["n"], "seedance+gc-freeze")
+            base_n = _by(scale, row["n"], "http")
             if frozen_n is not None:
                 out[f"stall_frozen_{row['n']}_ms"] = f"{frozen_n['stall_max'] * 1000:.0f}"
-            base_n = _by(scale, row["n"], "http")
+                out[f"cpu_ms_frozen_{row['n']}"] = f"{frozen_n['cpu_ms_per_request']:.2f}"
+                if base_n is not None:
+                    ratio = base_n["cpu_ms_per_request"] / frozen_n["cpu_ms_per_request"]
+                    out[f"cpu_ratio_frozen_{row['n']}"] = f"{ratio:.1f}x"
             if base_n is not None:
                 out[f"baseline_stall_{row['n']}_ms"] = f"{base_n['stall_max'] * 1000:.0f}"
             base_row = _by(scale, row["n"], "http")

@@ -184,7 +184,7 @@ def render_section(results: dict[str, Any], notes: str) -> str:
         f"logical CPUs{' (virtual machine)' if machine.get('virtual_machine') else ''}, "
         f"{machine.get('memory_gib', '?')} GiB, {machine.get('os', '?')}, {machine.get('python', '?')}, "
         f"Airflow {machine.get('packages', {}).get('apache-airflow', '?')}; load average at the end "
-        f"{machine.get('load_average', '?')} (the machine was shared with other work while it ran).", "",
+        f"{machine.get('load_average', '?')} (mostly the benchmark's own Airflow engine).", "",
         Template(notes.strip()).safe_substitute(_facts(results)), "",
         END,
     ]
@@ -213,6 +213,9 @@ def _facts(results: dict[str, Any]) -> dict[str, str]:
         facts[f"{key}_unscaled_mean_job"] = _fmt(mean_job / r["time_scale"], 0)
         facts[f"{key}_unscaled_ratio"] = _fmt((mean_job / r["time_scale"] + lost) / (mean_job / r["time_scale"]), 2)
         facts[f"{key}_pool"] = str(r["pool_slots"])
+        facts[f"{key}_rows_lost"] = f"{r['rows_lost']:,}"
+        facts[f"{key}_failed_tasks"] = str(r["failed_tasks"])
+        facts[f"{key}_state"] = str(r["run_state"])
         for role in ("api-server", "scheduler", "triggerer", "workers"):
             facts[f"{key}_{role.replace('-', '_')}_cpu"] = _fmt(r["cpu_seconds"].get(role, 0.0) / r["rows"], 2)
         facts[f"{key}_tries"] = str(r["tries_beyond_first"])
