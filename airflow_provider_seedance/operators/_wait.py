@@ -24,10 +24,21 @@ from airflow_provider_seedance.polling import PollSchedule
 if TYPE_CHECKING:
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
-__all__ = ["REFUSED_SUBMIT_WAIT", "WaitInterruptedError", "submit_when_accepted", "wait_in_worker"]
+__all__ = ["REFUSED_SUBMIT_WAIT", "WaitInterruptedError", "refusal_wait", "submit_when_accepted", "wait_in_worker"]
 
 #: Seconds between two submits the vendor refused (429) without a ``Retry-After``.
 REFUSED_SUBMIT_WAIT = 10.0
+#: Longest single wait after a refusal, whatever ``Retry-After`` says (a huge one would overflow the sleep).
+MAX_REFUSED_SUBMIT_WAIT = 3600.0
+
+
+def refusal_wait(retry_after: float | None) -> float:
+    """Seconds to wait before submitting again after a 429: ``Retry-After``, within [1 s, 1 h].
+
+    :param retry_after: the server's ``Retry-After`` in seconds, or None.
+    """
+    wait = REFUSED_SUBMIT_WAIT if retry_after is None else retry_after
+    return min(MAX_REFUSED_SUBMIT_WAIT, max(1.0, wait))
 
 
 class WaitInterruptedError(SeedanceError):
@@ -59,7 +70,7 @@ def submit_when_accepted(
         try:
             return hook.submit(request)
         except SeedanceRateLimitError as exc:
-            wait = max(1.0, exc.retry_after if exc.retry_after is not None else REFUSED_SUBMIT_WAIT)
+            wait = refusal_wait(exc.retry_after)
             if give_up_at is not None and time.time() + wait > give_up_at:
                 raise
             log.warning("Seedance refused the submit (%s): nothing was created or charged; submitting again "

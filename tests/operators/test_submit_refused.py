@@ -18,7 +18,7 @@ from airflow_provider_seedance.errors import SeedanceRateLimitError
 from airflow_provider_seedance.hooks._retry import RetryPolicy
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import GenerationRequest
-from airflow_provider_seedance.operators._wait import WaitInterruptedError
+from airflow_provider_seedance.operators._wait import REFUSED_SUBMIT_WAIT, WaitInterruptedError, refusal_wait
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ def test_refused_submits_are_waited_out_until_the_slot_frees(emu: EmulatorHandle
 
     url = _op().execute(context)
 
-    assert url and url.startswith("http")
+    assert url
+    assert url.startswith("http")
     jobs = emu.admin.jobs()
     assert len(jobs) == 2  # the blocker and ours: every refused POST created nothing
     ours = next(j for j in jobs if j["requestId"] != blocker)
@@ -83,3 +84,12 @@ def test_on_kill_ends_the_wait_for_a_slot(emu: EmulatorHandle, context: dict[str
 
     assert time.monotonic() - started < 10.0
     assert len(emu.admin.jobs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [(None, REFUSED_SUBMIT_WAIT), (0.0, 1.0), (0.2, 1.0), (7.0, 7.0), (1e300, 3600.0)],
+)
+def test_the_wait_after_a_refusal_honours_retry_after_within_bounds(retry_after: float | None, wait: float) -> None:
+    # A hostile or broken Retry-After (1e300) must not overflow the sleep of a task with timeout=None.
+    assert refusal_wait(retry_after) == wait
