@@ -16,12 +16,10 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
-from airflow_provider_seedance.polling import PollSchedule
+from airflow.triggers.base import TriggerEvent
+from schedule_only_trigger import ScheduledBenchTrigger
 
 __all__ = ["BareAiohttpTrigger"]
 
@@ -50,7 +48,7 @@ async def _release() -> None:
         await session.close()
 
 
-class BareAiohttpTrigger(BaseTrigger):
+class BareAiohttpTrigger(ScheduledBenchTrigger):
     """Poll one job on the provider's schedule with a bare shared-session GET; yield its final answer.
 
     :param request_id: the job.
@@ -58,22 +56,6 @@ class BareAiohttpTrigger(BaseTrigger):
     :param poll_interval: first interval, seconds.
     :param max_poll_interval: interval cap, seconds.
     """
-
-    def __init__(self, request_id: str, started_at: float, poll_interval: float, max_poll_interval: float) -> None:
-        super().__init__()
-        self.request_id = request_id
-        self.started_at = started_at
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
-        self.schedule = PollSchedule(initial=poll_interval, maximum=max_poll_interval)
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and kwargs."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {"request_id": self.request_id, "started_at": self.started_at,
-             "poll_interval": self.poll_interval, "max_poll_interval": self.max_poll_interval},
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """GET the status on the schedule until it is terminal."""
