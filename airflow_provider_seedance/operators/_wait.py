@@ -1,7 +1,7 @@
-"""Waiting inside the worker: for a generation (the non-deferrable path), and for the vendor to accept a submit.
+"""Waiting for a generation inside the worker (the non-deferrable path).
 
 Same schedule, deadline and cancel rules as :class:`~airflow_provider_seedance.triggers.seedance.SeedanceJobTrigger`,
-with the hook's blocking calls. The sleeps are interruptible so ``on_kill`` ends a wait at once.
+with the hook's blocking calls. The sleep is interruptible so ``on_kill`` ends the wait at once.
 """
 
 from __future__ import annotations
@@ -15,68 +15,19 @@ from airflow_provider_seedance.errors import (
     SeedanceConflictError,
     SeedanceError,
     SeedanceJobTimeoutError,
-    SeedanceRateLimitError,
     is_retryable,
 )
-from airflow_provider_seedance.models import GenerationRequest, JobResult, JobStatus
+from airflow_provider_seedance.models import JobResult, JobStatus
 from airflow_provider_seedance.polling import PollSchedule
 
 if TYPE_CHECKING:
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
-__all__ = ["REFUSED_SUBMIT_WAIT", "WaitInterruptedError", "refusal_wait", "submit_when_accepted", "wait_in_worker"]
-
-#: Seconds between two submits the vendor refused (429) without a ``Retry-After``.
-REFUSED_SUBMIT_WAIT = 10.0
-#: Longest single wait after a refusal, whatever ``Retry-After`` says (a huge one would overflow the sleep).
-MAX_REFUSED_SUBMIT_WAIT = 3600.0
-
-
-def refusal_wait(retry_after: float | None) -> float:
-    """Seconds to wait before submitting again after a 429: ``Retry-After``, within [1 s, 1 h].
-
-    :param retry_after: the server's ``Retry-After`` in seconds, or None.
-    """
-    wait = REFUSED_SUBMIT_WAIT if retry_after is None else retry_after
-    return min(MAX_REFUSED_SUBMIT_WAIT, max(1.0, wait))
+__all__ = ["WaitInterruptedError", "wait_in_worker"]
 
 
 class WaitInterruptedError(SeedanceError):
     """The task was killed while it waited (its job was cancelled by ``on_kill``)."""
-
-
-def submit_when_accepted(
-    hook: SeedanceHook,
-    request: GenerationRequest,
-    *,
-    give_up_at: float | None,
-    stop: threading.Event,
-    log: Any,
-) -> JobResult:
-    """Submit; while the vendor refuses with 429 past the hook's own retries, wait and submit again.
-
-    A 429 means nothing was created or charged, so waiting costs no money, where failing the try would
-    hand the row to Airflow's retries (a backfill at the vendor's concurrency limit would burn them all).
-    Every other error is raised as the hook raised it (an ambiguous submit is never sent again).
-
-    :param hook: the Seedance hook.
-    :param request: the request.
-    :param give_up_at: epoch seconds after which a refusal is raised instead of waited out; None = never.
-    :param stop: set by ``on_kill``; ends the wait with :class:`WaitInterruptedError`.
-    :param log: the operator's logger.
-    :raises SeedanceRateLimitError: still refused when the next attempt would start after ``give_up_at``.
-    """
-    while True:
-        try:
-            return hook.submit(request)
-        except SeedanceRateLimitError as exc:
-            wait = refusal_wait(exc.retry_after)
-            if give_up_at is not None and time.time() + wait > give_up_at:
-                raise
-            log.warning("Seedance refused the submit (%s): nothing was created or charged; submitting again "
-                        "in %.0f s", exc, wait)
-            if stop.wait(wait):
-                raise WaitInterruptedError("Task killed while waiting to submit a Seedance generation") from None
 
 
 def wait_in_worker(

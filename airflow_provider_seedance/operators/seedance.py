@@ -14,8 +14,7 @@ Road of one generation (the whole picture, with the rooms and the triggerer's si
    succeeded, and replaced when it failed or was cancelled, or when it was submitted for a different
    request (its stored :meth:`~airflow_provider_seedance.models.GenerationRequest.digest` differs: the
    prompt was edited, a template changed; it is then cancelled if still running). Otherwise the request
-   is submitted once (a 429 refusal, which creates nothing, is waited out and sent again within
-   ``timeout``); the request id and that digest are recorded (state store; XCom ``request_id``,
+   is submitted once; the request id and that digest are recorded (state store; XCom ``request_id``,
    ``credits_charged``, ``seedance_spend``) *before* waiting. A submit that failed after it may have
    reached the API is not retried by Airflow (:class:`SeedanceAmbiguousSubmitNoRetryError`) unless
    ``retry_ambiguous_submit=True``: with no idempotency key, a second POST could create and charge a
@@ -26,7 +25,7 @@ Road of one generation (the whole picture, with the rooms and the triggerer's si
    the stored file's URI); failure, cancellation, timeout or success without a URL raise with the request
    id and the vendor's message.
 
-Deadline: fixed once, at submit (``first submit attempt + timeout``), and stored with the request id. A retry
+Deadline: fixed once, at submit (``submit time + timeout``), and stored with the request id. A retry
 that resumes the same job keeps that deadline (a retry does not buy a job more time; if it already
 passed, the job is cancelled at once). A retry that submits a new job (the old one failed, was
 cancelled or timed out) gives the new job a fresh deadline. ``execution_timeout`` does not run while
@@ -62,7 +61,7 @@ from airflow_provider_seedance.models import GenerationRequest, JobResult, JobSt
 from airflow_provider_seedance.operators._job_state import JobRecord, JobStateStore, job_store_for
 from airflow_provider_seedance.operators._lineage import lineage_of, with_lineage
 from airflow_provider_seedance.operators._pool_check import warn_if_pool_missing
-from airflow_provider_seedance.operators._wait import submit_when_accepted, wait_in_worker
+from airflow_provider_seedance.operators._wait import wait_in_worker
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, PollSchedule
 
 if TYPE_CHECKING:
@@ -128,9 +127,7 @@ class SeedanceGenerateOperator(BaseOperator):
     :param deferrable: wait in the triggerer (frees the worker slot). Default ``[operators] default_deferrable``.
     :param poll_interval: first and smallest polling interval in seconds (it grows with elapsed time).
     :param max_poll_interval: cap of the polling interval in seconds.
-    :param timeout: longest wait for the generation (seconds or timedelta; None = no limit), counted from
-        the first submit attempt: a submit the vendor refuses with 429 (nothing created or charged) is
-        waited out (``Retry-After``) and sent again within it, so a busy account never fails a try. At the
+    :param timeout: longest wait for the generation (seconds or timedelta; None = no limit). At the
         deadline the job is cancelled and the task fails.
     :param max_credits: refuse to submit when the estimated price is higher, or unknown. Templated.
     :param resumable: remember the request id so a retry resumes or reuses the job instead of paying
@@ -449,13 +446,9 @@ class SeedanceGenerateOperator(BaseOperator):
             self.log.info("Cancelled Seedance generation %s (status %s)", record.request_id, result.raw_status)
 
     def _submit(self, context: Context, store: JobStateStore, request: GenerationRequest, earlier: int) -> Any:
-        first_attempt = time.time()
-        # The job's deadline counts from the first attempt: time spent waiting out refusals is part of it.
-        deadline = first_attempt + self.timeout if self.timeout is not None else None
-        if self._stop is None:
-            self._stop = threading.Event()
+        submitted_at = time.time()
         try:
-            result = submit_when_accepted(self.hook, request, give_up_at=deadline, stop=self._stop, log=self.log)
+            result = self.hook.submit(request)
         except SeedanceAmbiguousSubmitError as exc:
             # The reservation stays: the job may exist and be charged.
             if self.retry_ambiguous_submit:
@@ -468,8 +461,8 @@ class SeedanceGenerateOperator(BaseOperator):
             raise
         record = JobRecord(
             request_id=result.request_id,
-            started_at=time.time(),  # drives the polling schedule: the job's own age
-            deadline=deadline,
+            started_at=submitted_at,
+            deadline=submitted_at + self.timeout if self.timeout is not None else None,
             credits_charged=result.credits_charged,
             earlier_credits=earlier,
             request_digest=request.digest(),
