@@ -124,9 +124,15 @@ ECHOES: dict[str, Callable[[Request], Reply]] = {
         {"success": False, "error": {"code": "unauthorized", "message": f"key {_auth(r)} refused"}}))),
     "redirect-location": lambda r: Reply(http_response(
         302, "", headers={"Location": f"https://evil.example/{_auth(r).split()[-1]}/login"})),
+    # The key JSON-escaped (every character as \uXXXX): only the decoded answer holds it in clear.
+    "429-json-escaped-echo": lambda r: Reply(http_response(429, json.dumps(
+        {"success": False, "error": {"code": "rate_limited", "message": f"key {_auth(r)} is over its limit"}},
+        ensure_ascii=False).replace(_auth(r), "".join(f"\\u{ord(c):04x}" for c in _auth(r))),
+        headers={"Retry-After": "0"})),
 }
 #: Cases whose echo must show, scrubbed, in the message (proof the echo reached the text and was replaced).
-SCRUBBED_IN_MESSAGE = {"non-json-body", "500-echo", "500-json-echo", "401-json-echo", "redirect-location"}
+SCRUBBED_IN_MESSAGE = {"non-json-body", "500-echo", "500-json-echo", "401-json-echo", "redirect-location",
+                       "429-json-escaped-echo"}
 
 
 def every_text_of(exc: BaseException) -> str:
