@@ -255,9 +255,7 @@ def facts(results: dict[str, Any]) -> dict[str, str]:
                     out[f"cpu_ratio_frozen_{row['n']}"] = f"{ratio:.1f}x"
             if base_n is not None:
                 out[f"baseline_stall_{row['n']}_ms"] = f"{base_n['stall_max'] * 1000:.0f}"
-            base_row = _by(scale, row["n"], "http")
-            if base_row is not None:
-                out[f"cpu_ratio_{row['n']}"] = f"{base_row['cpu_ms_per_request'] / row['cpu_ms_per_request']:.1f}x"
+                out[f"cpu_ratio_{row['n']}"] = f"{base_n['cpu_ms_per_request'] / row['cpu_ms_per_request']:.1f}x"
             out[f"cpu_ms_{row['n']}"] = f"{row['cpu_ms_per_request']:.2f}"
         small = [r["stall_max"] for r in ours_rows if r["n"] <= 1000]
         out["stall_small_ms"] = f"{max(small) * 1000:.0f}" if small else "n/a"

@@ -79,8 +79,8 @@ class BenchSettings:
     :param processing_bounds: (low, high) clamp of processing seconds.
     :param requests_per_second: the vendor's request-rate limit per key (unscaled: divided by the scale).
     :param retry_after: the ``Retry-After`` the vendor sends with a 429, seconds.
-    :param poll_interval: the provider's first polling interval (None: the example DAG's ``POLL_INTERVAL``).
-    :param max_poll_interval: the provider's polling cap (None: the example DAG's ``MAX_POLL_INTERVAL``).
+    :param poll_interval: the provider's first polling interval (default: the example DAG's ``POLL_INTERVAL``).
+    :param max_poll_interval: the provider's polling cap (default: the example DAG's ``MAX_POLL_INTERVAL``).
     :param queue_pool_slots: the pool in *queue* mode (None: the sizing guide's recipe,
         :meth:`recipe_queue_pool`).
     :param http_poke_interval: the http baseline's fixed poke interval.
@@ -100,20 +100,14 @@ class BenchSettings:
     processing_bounds: tuple[float, float] = (25.0, 180.0)
     requests_per_second: float = 10.0
     retry_after: float = 10.0
-    poll_interval: float | None = None
-    max_poll_interval: float | None = None
+    poll_interval: float = field(default_factory=lambda: float(example_constant("POLL_INTERVAL")))
+    max_poll_interval: float = field(default_factory=lambda: float(example_constant("MAX_POLL_INTERVAL")))
     queue_pool_slots: int | None = None
     http_poke_interval: float = 5.0
     http_retry_delay: float = 10.0
     parallelism: int = 32
     metadata_db: str = "postgres"
     seed: int = 7
-
-    def __post_init__(self) -> None:
-        if self.poll_interval is None:
-            self.poll_interval = float(example_constant("POLL_INTERVAL"))
-        if self.max_poll_interval is None:
-            self.max_poll_interval = float(example_constant("MAX_POLL_INTERVAL"))
 
     @property
     def slots(self) -> int:
@@ -207,31 +201,35 @@ def table_state(path: Path) -> dict[str, tuple[Any, ...]]:
             "SELECT product_id, video_status, request_id, video_uri, credits_charged FROM products")}
 
 
-def example_constant(name: str) -> Any:
-    """A module-level constant of the example DAG (read from its source: the benchmark runs what users get).
-
-    :param name: the constant's name.
-    """
+def _example_value(name: str) -> Any:
+    """The expression assigned to a module-level name of the example DAG (its source: what users get)."""
     import ast
 
     tree = ast.parse((REPO / "dags" / f"{EXAMPLE_DAG}.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
+            return node.value
     raise RuntimeError(f"{name} not found in the example DAG")
+
+
+def example_constant(name: str) -> Any:
+    """A literal module-level constant of the example DAG.
+
+    :param name: the constant's name.
+    """
+    import ast
+
+    return ast.literal_eval(_example_value(name))
 
 
 def example_create_table() -> str:
     """The example DAG's ``CREATE TABLE`` (read from the DAG file, so the benchmark uses the same schema)."""
     import ast
 
-    tree = ast.parse((REPO / "dags" / f"{EXAMPLE_DAG}.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CREATE_TABLE" for t in node.targets):
-            value = node.value
-            if isinstance(value, ast.JoinedStr):  # f-string with {TABLE}
-                return "".join(v.value if isinstance(v, ast.Constant) else "products" for v in value.values)
-    raise RuntimeError("CREATE_TABLE not found in the example DAG")
+    value = _example_value("CREATE_TABLE")
+    if not isinstance(value, ast.JoinedStr):  # an f-string with {TABLE}
+        raise RuntimeError("CREATE_TABLE of the example DAG is not an f-string any more")
+    return "".join(v.value if isinstance(v, ast.Constant) else "products" for v in value.values)
 
 
 def build_dags_folder(target: Path, settings: BenchSettings) -> None:
@@ -248,7 +246,7 @@ def build_dags_folder(target: Path, settings: BenchSettings) -> None:
         pattern = re.compile(rf"^{name} = .*$", re.MULTILINE)
         if len(pattern.findall(source)) != 1:
             raise RuntimeError(f"the example DAG changed: cannot scale its {name} for the time scale")
-        source = pattern.sub(f"{name} = {settings.scaled(float(value or 0))!r}", source)
+        source = pattern.sub(f"{name} = {settings.scaled(value)!r}", source)
     (target / f"{EXAMPLE_DAG}.py").write_text(source, encoding="utf-8")
     shutil.copy2(HERE / "backfill_dags" / f"{HTTP_DAG}.py", target / f"{HTTP_DAG}.py")
 
@@ -660,8 +658,7 @@ class BackfillStack:
         s = self.settings
         lifetime = job["queuedSeconds"] + job["processingSeconds"]
         if dag == "provider":
-            schedule = PollSchedule(initial=s.scaled(float(s.poll_interval or 0)),
-                                    maximum=s.scaled(float(s.max_poll_interval or 0)),
+            schedule = PollSchedule(initial=s.scaled(s.poll_interval), maximum=s.scaled(s.max_poll_interval),
                                     jitter=0.0)
             return len(schedule.poll_times(lifetime))
         poke = s.scaled(s.http_poke_interval)
