@@ -34,7 +34,6 @@ a task is deferred, so the deadline is the only bound there.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -54,15 +53,15 @@ from airflow_provider_seedance.errors import (
     SeedanceJobTimeoutError,
     SeedanceNotFoundError,
     SeedanceValidationError,
-    is_retryable,
 )
 from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
 from airflow_provider_seedance.models import GenerationRequest, JobResult, JobStatus
 from airflow_provider_seedance.operators._job_state import JobRecord, JobStateStore, job_store_for
 from airflow_provider_seedance.operators._lineage import lineage_of, with_lineage
 from airflow_provider_seedance.operators._pool_check import warn_if_pool_missing
-from airflow_provider_seedance.operators._wait import wait_in_worker
+from airflow_provider_seedance.operators._wait import InWorkerWait
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, PollSchedule
+from airflow_provider_seedance.waiting import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent, JobWait, Verdict
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -236,7 +235,7 @@ class SeedanceGenerateOperator(BaseOperator):
         self._estimate: int | None = None
         # The job this process is waiting for, so on_kill can cancel it; set only while waiting.
         self._in_flight: JobRecord | None = None
-        self._stop: threading.Event | None = None
+        self._worker_wait = InWorkerWait()
         #: The URL delivered in this run (read by the "Seedance video" link in the worker).
         self.seedance_output_url: str | None = None
         # What this process learnt about its job (request id, credits, status), for the OpenLineage
@@ -329,7 +328,6 @@ class SeedanceGenerateOperator(BaseOperator):
 
         :param context: the task's context.
         """
-        self._stop = threading.Event()
         # `airflow dags test` runs this task even when its pool is missing; a scheduler never would.
         warn_if_pool_missing(self.pool, self.log)
         self._max_credits()  # bad values fail here, with the other input checks
@@ -482,15 +480,18 @@ class SeedanceGenerateOperator(BaseOperator):
                       record.request_id, result.raw_status, record.credits_charged)
         if not self.wait_for_completion:
             return self._deliver_request_id(store, record)
+        # One status check first: a job that is already over needs no deferral (the same decision as the wait).
+        current: JobResult | None = None
+        error: SeedanceError | None = None
         try:
             current = self.hook.get_job(record.request_id)
         except SeedanceError as exc:
-            if not is_retryable(exc, idempotent=True):
-                raise
-            self.log.warning("First status check of %s failed (%s); waiting anyway", record.request_id, exc)
-        else:
-            if current.status.is_terminal:
-                return self._complete(context, store, record, current)
+            error = exc
+        decision = self._job_wait(record).decide(current, error, log=self.log)
+        if decision.verdict is Verdict.DONE and decision.result is not None:
+            return self._complete(context, store, record, decision.result)
+        if decision.verdict is Verdict.FAIL and error is not None:
+            raise error
         return self._wait(context, store, record)
 
     def _record_submitted(self, context: Context, record: JobRecord) -> None:
@@ -531,19 +532,13 @@ class SeedanceGenerateOperator(BaseOperator):
                 # No trigger timeout: the trigger enforces the deadline itself and cancels the job
                 # first; a trigger timeout would fail the task and leave the job running.
             )
-        if self._stop is None:
-            self._stop = threading.Event()
         # _in_flight stays set if this raises: execution_timeout calls on_kill *after* the raise.
-        result = wait_in_worker(
-            self.hook,
-            record.request_id,
-            started_at=record.started_at,
-            deadline=record.deadline,
-            schedule=PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval),
-            stop=self._stop,
-            log=self.log,
-        )
-        return self._complete(context, store, record, result)
+        event = self._worker_wait.run(self.hook, self._job_wait(record), log=self.log)
+        return self._on_wait_end(context, store, record, event)
+
+    def _job_wait(self, record: JobRecord) -> JobWait:
+        schedule = PollSchedule(initial=self.poll_interval, maximum=self.max_poll_interval)
+        return JobWait(record.request_id, record.started_at, record.deadline, schedule)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired: return the URL or raise with the request id and the reason.
@@ -551,9 +546,6 @@ class SeedanceGenerateOperator(BaseOperator):
         :param context: the task's context.
         :param event: the trigger's payload (see :class:`~airflow_provider_seedance.triggers.seedance.JobEvent`).
         """
-        # Imported here: the trigger module loads airflow.triggers.base, which a DAG parse does not need.
-        from airflow_provider_seedance.triggers.seedance import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent
-
         job_event = JobEvent.from_payload(event)
         store = self._job_store(context)
         record = store.load()
@@ -562,6 +554,9 @@ class SeedanceGenerateOperator(BaseOperator):
         from airflow_provider_seedance.lineage.facts import note_resumed
 
         note_resumed(self, context, record)  # this process did not submit: the lineage learns the job here
+        return self._on_wait_end(context, store, record, job_event)
+
+    def _on_wait_end(self, context: Context, store: JobStateStore, record: JobRecord, job_event: JobEvent) -> Any:
         if job_event.event == EVENT_COMPLETED and job_event.result is not None:
             return self._complete(context, store, record, job_event.result)
         if job_event.event == EVENT_TIMEOUT:
@@ -648,8 +643,7 @@ class SeedanceGenerateOperator(BaseOperator):
 
     def on_kill(self) -> None:
         """Cancel the job this worker is waiting for (task killed, or ``execution_timeout`` reached)."""
-        if self._stop is not None:
-            self._stop.set()
+        self._worker_wait.interrupt()
         record = self._in_flight
         if record is None:
             return

@@ -3,7 +3,8 @@
 It never submits and never cancels: the job is not its own. On success it returns the output URL
 (XCom ``return_value``) and pushes it as ``output_url``; a failed or cancelled job (or a success
 without a URL) fails the sensor with an ``AirflowFailException`` naming the request id and the vendor's
-message (skipped instead with ``soft_fail=True``). Transient API errors count as "not yet" until
+message (skipped instead with ``soft_fail=True``). What a status answer means is the one wait decision
+(:class:`~airflow_provider_seedance.waiting.JobWait`): transient failures count as "not yet" until
 ``timeout``; permanent ones (401, 404) raise.
 """
 
@@ -27,10 +28,11 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_seedance._numbers import positive_seconds
 from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
-from airflow_provider_seedance.errors import SeedanceError, is_retryable
+from airflow_provider_seedance.errors import SeedanceError
 from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
 from airflow_provider_seedance.models import JobResult, JobStatus
-from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL
+from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, PollSchedule
+from airflow_provider_seedance.waiting import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent, JobWait, Verdict
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -97,17 +99,21 @@ class SeedanceJobSensor(BaseSensorOperator):
         :param context: the task's context.
         """
         rid = self._request_id()
+        result: JobResult | None = None
+        error: SeedanceError | None = None
         try:
             result = self.hook.get_job(rid)
         except SeedanceError as exc:
-            if is_retryable(exc, idempotent=True):
-                self.log.warning("Status check of Seedance generation %s failed (%s); will poke again", rid, exc)
-                return False
-            raise
-        if not result.status.is_terminal:
+            error = exc
+        # The same decision as every other wait; the sensor's own timeout is its deadline.
+        decision = JobWait(rid, time.time(), None, PollSchedule()).decide(result, error, log=self.log)
+        if decision.verdict is Verdict.DONE and decision.result is not None:
+            return PokeReturnValue(is_done=True, xcom_value=self._finish(context, decision.result))
+        if decision.verdict is Verdict.FAIL and error is not None:
+            raise error
+        if result is not None:
             self.log.info("Seedance generation %s is %s", rid, result.raw_status)
-            return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, result))
+        return False
 
     def _finish(self, context: Context, result: JobResult) -> str:
         self._lineage_job = result
@@ -164,9 +170,6 @@ class SeedanceJobSensor(BaseSensorOperator):
         :param context: the task's context.
         :param event: the trigger's payload.
         """
-        # Imported here: the trigger module loads airflow.triggers.base, which a DAG parse does not need.
-        from airflow_provider_seedance.triggers.seedance import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent
-
         job_event = JobEvent.from_payload(event)
         if job_event.event == EVENT_COMPLETED and job_event.result is not None:
             return self._finish(context, job_event.result)
