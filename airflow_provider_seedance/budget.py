@@ -108,19 +108,21 @@ class SpendRecord:
 
     @property
     def counted(self) -> int:
-        """Credits this record holds against the run budget."""
+        """Credits this record holds against the run budget (never below 0: a negative charge once switched the
+        budget off; an unusable charge counts as unknown, so the estimate keeps counting)."""
+        charged, estimated = _credit(self.charged), _credit(self.estimated) or 0
         if self.state == CHARGED:
-            current = self.charged if self.charged is not None else (self.estimated or 0)
+            current = charged if charged is not None else estimated
         elif self.state == RESERVED:
-            current = self.estimated or 0
+            current = estimated
         else:
             current = 0
-        return current + self.earlier_credits
+        return current + (_credit(self.earlier_credits) or 0)
 
     @property
     def spent(self) -> int:
         """Credits charged so far (current generation once charged, plus earlier ones)."""
-        return ((self.charged or 0) if self.state == CHARGED else 0) + self.earlier_credits
+        return ((_credit(self.charged) or 0) if self.state == CHARGED else 0) + (_credit(self.earlier_credits) or 0)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-simple form (the XCom value)."""
@@ -145,9 +147,9 @@ class SpendRecord:
             task_id=data["task_id"],
             map_index=_int(data.get("map_index"), -1),
             state=str(state),
-            estimated=_int(data.get("estimated")),
-            charged=_int(data.get("charged")),
-            earlier_credits=_int(data.get("earlier_credits"), 0),
+            estimated=_credit(data.get("estimated")),
+            charged=_credit(data.get("charged")),
+            earlier_credits=_credit(data.get("earlier_credits")) or 0,
             request_id=data.get("request_id") if isinstance(data.get("request_id"), str) else None,
             token=str(data.get("token") or ""),
         )
@@ -155,6 +157,11 @@ class SpendRecord:
 
 def _int(value: Any, default: int | None = None) -> Any:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _credit(value: Any) -> int | None:
+    """A credit amount, or None when it is none (a negative or non-integer value is no amount)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def spend_task_ids(dag: Any) -> list[str]:
@@ -230,7 +237,7 @@ class RunBudget:
         :param describe: the request, for the error message.
         :raises SeedanceBudgetExceededError: the run budget is (or would be) exceeded; nothing was sent.
         """
-        if self.limit is not None and estimate is None:
+        if self.limit is not None and _credit(estimate) is None:
             raise SeedanceBudgetExceededError(
                 f"run_budget_credits={self.limit} is set but the price of {describe} cannot be estimated; "
                 "nothing was submitted"

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from airflow_provider_seedance._bounds import MAX_CREDITS, MAX_DURATION_SECONDS, bounded_int, is_number
+from airflow_provider_seedance.errors import SeedanceResponseError
+
 __all__ = [
     "ASPECT_RATIOS",
     "BUILTIN_MODELS",
@@ -82,10 +85,18 @@ class ModelSpec:
 
     @classmethod
     def from_catalogue_item(cls, item: Any) -> ModelSpec | None:
-        """Parse one catalogue entry tolerantly; None when it names no model.
+        """Parse one catalogue entry tolerantly; None when it names no model. Numbers out of range are
+        dropped; whatever else goes wrong is :class:`~airflow_provider_seedance.errors.SeedanceResponseError`.
 
         :param item: one element of the catalogue's ``data`` list (any shape).
         """
+        try:
+            return cls._from_item(item)
+        except Exception as exc:  # no catalogue answer may crash its reader with anything but a response error
+            raise SeedanceResponseError(f"a model catalogue entry could not be read ({type(exc).__name__})") from None
+
+    @classmethod
+    def _from_item(cls, item: Any) -> ModelSpec | None:
         if isinstance(item, str):
             return cls(model_id=item.strip()) if item.strip() else None
         if not isinstance(item, Mapping):
@@ -119,11 +130,12 @@ def _plain(value: Any) -> Any:
 
 
 def _parse_durations(value: Any) -> tuple[int, ...] | None:
-    """Accept ``[5, 10]``, ``{"min": 4, "max": 15}``, ``"4-15"`` or a single number."""
+    """Accept ``[5, 10]``, ``{"min": 4, "max": 15}``, ``"4-15"`` or a single number (1 s to a day each)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, (int, float)) and float(value).is_integer():
-        return (int(value),)
+    if is_number(value):
+        one = _as_int(value)
+        return (one,) if one is not None else None
     if isinstance(value, Mapping):
         lo, hi = _as_int(value.get("min")), _as_int(value.get("max"))
         if lo is not None and hi is not None and lo <= hi and hi - lo <= 600:
@@ -133,25 +145,23 @@ def _parse_durations(value: Any) -> tuple[int, ...] | None:
         lo_s, sep, hi_s = value.partition("-")
         if sep and _is_digits(lo_s) and _is_digits(hi_s):
             return _parse_durations({"min": int(lo_s), "max": int(hi_s)})
-        return (int(value),) if _is_digits(value) else None
+        return _parse_durations(int(value)) if _is_digits(value) else None
     if isinstance(value, Iterable):
-        out = [int(v) for v in value if _is_int(v)]
-        return tuple(sorted(set(out))) or None
+        out = {d for d in (_as_int(v) for v in value) if d is not None}
+        return tuple(sorted(out)) or None
     return None
 
 
 def _is_digits(text: str) -> bool:
     # ASCII only: str.isdigit() accepts e.g. "²", which int() rejects.
+    # Bounded: int() of a text of over 4300 digits raises.
     text = text.strip()
-    return text.isascii() and text.isdigit()
-
-
-def _is_int(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def _as_int(v: Any) -> int | None:
-    return int(v) if _is_int(v) else None
+    """A duration in seconds: a whole number from 1 to a day (a 400-digit one once crashed the reader)."""
+    return bounded_int(v, 1, MAX_DURATION_SECONDS)
 
 
 def _parse_strings(value: Any) -> tuple[str, ...] | None:
@@ -192,7 +202,17 @@ def parse_catalogue(body: Any) -> list[ModelSpec]:
     """Parse a ``GET /api/open/v1/models`` body: ``{"data": [...]}``, ``{"models": [...]}`` or a list.
 
     :param body: decoded JSON (any shape); entries that name no model are skipped.
+    :raises SeedanceResponseError: the body could not be read (nothing else escapes).
     """
+    try:
+        return _parse_catalogue(body)
+    except SeedanceResponseError:
+        raise
+    except Exception as exc:  # no catalogue answer may crash its reader with anything but a response error
+        raise SeedanceResponseError(f"the model catalogue could not be read ({type(exc).__name__})") from None
+
+
+def _parse_catalogue(body: Any) -> list[ModelSpec]:
     items: Any = body
     if isinstance(body, Mapping):
         items = body.get("data", body.get("models", []))
@@ -287,7 +307,8 @@ def estimate_credits(
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    # Bounded: math.isfinite() and float() of a 400-digit int raise OverflowError; NaN fails the comparison.
+    return is_number(value) and 0 <= value <= MAX_CREDITS
 
 
 def price_from_pricing(pricing: Any, duration: int, resolution: str, with_media: bool) -> int | None:

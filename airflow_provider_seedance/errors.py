@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from airflow_provider_seedance._bounds import MAX_VENDOR_TEXT, cap_text
 from airflow_provider_seedance._redact import redact_text
 
 __all__ = [
@@ -99,8 +100,9 @@ class SeedanceAPIError(SeedanceError):
         request_id: str | None = None,
         code: str | None = None,
     ) -> None:
-        # A vendor message may echo a signed URL back: what we show and log carries no credential.
-        message = redact_text(message)
+        # A vendor message may echo a signed URL back: what we show and log carries no credential. Cut first:
+        # redacting a 4 MiB message blocked a triggerer's event loop for seconds.
+        message = redact_text(cap_text(message, _MAX_MESSAGE))
         self.message = message
         self.status_code = status_code
         self.request_id = request_id
@@ -160,7 +162,7 @@ class SeedanceTransportError(SeedanceError):
 
     def __init__(self, message: str, *, sent: bool) -> None:
         self.sent = sent
-        super().__init__(redact_text(message))
+        super().__init__(redact_text(cap_text(message, _MAX_MESSAGE)))
 
 
 class SeedanceHostNotFoundError(SeedanceTransportError):
@@ -195,7 +197,7 @@ class SeedanceJobFailedError(SeedanceError):
     def __init__(self, request_id: str, status: str, message: str | None) -> None:
         self.request_id = request_id
         self.status = status
-        self.vendor_message = redact_text(message) if message else message
+        self.vendor_message = redact_text(cap_text(message)) if message else message
         shown = self.vendor_message or "no error message given"
         super().__init__(f"Seedance generation {request_id} ended {status}: {shown}")
 
@@ -204,14 +206,33 @@ class SeedanceJobTimeoutError(SeedanceError):
     """The generation did not finish before the deadline (it was cancelled when possible)."""
 
 
+# Our own words around a vendor message (itself at most MAX_VENDOR_TEXT) fit in this.
+_MAX_MESSAGE = 4 * MAX_VENDOR_TEXT
+_MAX_CODE = 100
+
+
 def _short_repr(value: Any, limit: int = 200) -> str:
     # Masked before it is cut: a cut could otherwise split "user:password@" and leave half of it visible.
     text = redact_text(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _vendor_text(value: Any, limit: int = MAX_VENDOR_TEXT, *, sort_keys: bool = False) -> str:
+    """A vendor value as message text, cut to ``limit`` (before any redaction); never raises."""
+    if isinstance(value, str):
+        return cap_text(value, limit)
+    try:
+        text = json.dumps(value, default=str, sort_keys=sort_keys) if isinstance(value, (dict, list)) else str(value)
+    except (RecursionError, TypeError, ValueError):  # nested 200,000 deep, an int of 5000 digits, mixed keys
+        text = f"(an unreadable {type(value).__name__})"
+    return cap_text(text, limit)
+
+
 def error_message_from_body(body: Any) -> tuple[str | None, str | None]:
     """Return ``(message, code)`` from an API body whose ``error`` may be a string, object or absent.
+
+    Never raises, whatever the body holds; the message is at most about 1 KB (cut before it is redacted
+    or put in an exception) and the code 100 characters.
 
     :param body: decoded JSON body (any shape).
     """
@@ -220,17 +241,17 @@ def error_message_from_body(body: Any) -> tuple[str | None, str | None]:
     err = body.get("error")
     if err is None:
         msg = body.get("message")
-        return (str(msg) if msg not in (None, "") else None), None
+        return (_vendor_text(msg) if msg not in (None, "") else None), None
     if isinstance(err, str):
-        return (err or None), None
+        return (cap_text(err) or None), None
     if isinstance(err, Mapping):
         code = err.get("code")
         msg = err.get("message") or err.get("detail") or err.get("msg")
-        code_s = str(code) if code not in (None, "") else None
+        code_s = _vendor_text(code, _MAX_CODE) if code not in (None, "") else None
         if msg in (None, ""):
-            return (json.dumps(err, default=str, sort_keys=True) if err else code_s), code_s
-        return (f"{code_s}: {msg}" if code_s else str(msg)), code_s
-    return json.dumps(err, default=str), None
+            return (_vendor_text(err, sort_keys=True) if err else code_s), code_s
+        return (f"{code_s}: {_vendor_text(msg)}" if code_s else _vendor_text(msg)), code_s
+    return _vendor_text(err), None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -267,19 +288,28 @@ def classify_http_error(
     *,
     request_id: str | None = None,
 ) -> SeedanceAPIError:
-    """Turn an HTTP error response into the matching exception (the one classifier).
+    """Turn an HTTP error response into the matching exception (the one classifier). Never raises.
 
     :param status_code: HTTP status (>= 400).
     :param body: decoded JSON body, or raw text when it was not JSON.
     :param headers: response headers (case-insensitive mapping preferred).
     :param request_id: the generation the call was about, when known.
     """
+    try:
+        return _classify(status_code, body, headers, request_id)
+    except Exception as exc:  # a last guard (the readers above never raise): no answer may crash its reader
+        return SeedanceResponseError(f"HTTP {status_code}: the error answer could not be read ({type(exc).__name__})",
+                                     status_code=status_code, request_id=request_id)
+
+
+def _classify(
+    status_code: int, body: Any, headers: Mapping[str, str] | None, request_id: str | None
+) -> SeedanceAPIError:
     message, code = error_message_from_body(body)
     if message is None:
-        if isinstance(body, str) and body.strip():
-            message = body.strip()[:300]
-        else:
-            message = f"Seedance API error (HTTP {status_code})"
+        # Only the head is stripped: a 4 MiB text answer is not copied whole for a 300-character message.
+        text = body[: 4 * MAX_VENDOR_TEXT].strip() if isinstance(body, str) else ""
+        message = cap_text(text, 300) if text else f"Seedance API error (HTTP {status_code})"
     kwargs: dict[str, Any] = {"status_code": status_code, "request_id": request_id, "code": code}
     if status_code in (401, 403):
         return SeedanceAuthError(message, **kwargs)

@@ -1,6 +1,7 @@
-"""The request and result of one generation, and the vendor's rules. Shared by hook, operator, trigger, emulator.
+"""The request of one generation and the vendor's rules for it: build, validate, send, fingerprint.
 
-Pure Python: no Airflow, no HTTP client (the import rules and why: ``docs/architecture.rst``).
+Pure Python: no Airflow, no HTTP client (the import rules and why: ``docs/architecture.rst``). Import it
+from :mod:`airflow_provider_seedance.models`.
 """
 
 from __future__ import annotations
@@ -11,28 +12,22 @@ import json
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_seedance.catalogue import BUILTIN_MODELS, CreditEstimate, ModelSpec, estimate
-from airflow_provider_seedance.errors import (
-    SeedanceResponseError,
-    SeedanceUnknownModelError,
-    SeedanceValidationError,
-    error_message_from_body,
-)
+from airflow_provider_seedance.errors import SeedanceUnknownModelError, SeedanceValidationError
 
 __all__ = [
+    "API_FIELDS",
     "AUDIO_EXTENSIONS",
     "DECIDING_FIELDS",
     "DIGEST_VERSION",
     "IMAGE_EXTENSIONS",
     "MAX_MEDIA_URLS",
+    "MEDIA_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "GenerationRequest",
-    "JobResult",
-    "JobStatus",
     "is_loopback_host",
 ]
 
@@ -151,7 +146,8 @@ def _coerce_duration(value: Any, model: Any = None) -> int | None:
         text = value.strip()
         digits = text[1:] if text.startswith("+") else text
         # ASCII only: str.isdigit() accepts e.g. "²", which int() rejects.
-        if digits.isascii() and digits.isdigit():
+        # Bounded: int() of a text of over 4300 digits raises a bare ValueError.
+        if digits.isascii() and digits.isdigit() and len(digits) <= 9:
             return int(digits)
     raise _fail("duration", value, _duration_allowed(model))
 
@@ -350,165 +346,3 @@ def _describe_ints(values: Sequence[int]) -> str:
     if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
         return f"an integer from {ordered[0]} to {ordered[-1]}"
     return " or ".join(str(v) for v in ordered)
-
-
-class JobStatus(str, Enum):
-    """A generation's status. Strings the vendor has not documented parse to UNKNOWN (never terminal)."""
-
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    UNKNOWN = "unknown"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True for succeeded, failed and cancelled."""
-        return self in _TERMINAL
-
-    @classmethod
-    def parse(cls, raw: Any) -> JobStatus:
-        """Map a status string to the enum; anything unrecognised is UNKNOWN, never success.
-
-        :param raw: the ``status`` value from the API.
-        """
-        if not isinstance(raw, str):
-            return cls.UNKNOWN
-        # Hot path: every status poll of every wait.
-        return _STATUS_BY_TEXT.get(raw.strip().lower(), cls.UNKNOWN)
-
-
-_TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-# "canceled": the US spelling, same meaning, seen in many APIs.
-_STATUS_BY_TEXT = {**{status.value: status for status in JobStatus}, "canceled": JobStatus.CANCELLED}
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """What the API says about one generation (submit, status or cancel response).
-
-    :param request_id: the generation id.
-    :param status: parsed status.
-    :param raw_status: the status string exactly as received (kept for unknown values).
-    :param output_url: the video URL once succeeded.
-    :param output_type: ``output.type`` (``video``).
-    :param error: the vendor's error, normalized to one readable string.
-    :param credits_charged: credits charged at submit.
-    :param model: echo of the model.
-    :param prompt: echo of the prompt.
-    :param duration: echo of the duration.
-    :param aspect_ratio: echo of the aspect ratio.
-    """
-
-    request_id: str
-    status: JobStatus
-    raw_status: str | None = None
-    output_url: str | None = None
-    output_type: str | None = None
-    error: str | None = None
-    credits_charged: int | None = None
-    model: str | None = None
-    prompt: str | None = None
-    duration: int | None = None
-    aspect_ratio: str | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        """Succeeded *with* an output URL; success without one is not a success."""
-        return self.status is JobStatus.SUCCEEDED and bool(self.output_url)
-
-    @classmethod
-    def from_api_json(cls, body: Any, *, request_id: str | None = None) -> JobResult:
-        """Parse a response body; raise :class:`SeedanceResponseError` when it is not one.
-
-        :param body: decoded JSON.
-        :param request_id: the id asked about (used when the body omits it; must match if both).
-        """
-        # dict first: JSON objects are dicts, and it spares the far slower Mapping ABC check on the hot path.
-        if not isinstance(body, (dict, Mapping)):
-            raise SeedanceResponseError(f"expected a JSON object, got {type(body).__name__}", request_id=request_id)
-        rid = body.get("requestId", request_id)
-        if not isinstance(rid, str) or not rid:
-            raise SeedanceResponseError("response has no requestId", request_id=request_id)
-        if request_id is not None and rid != request_id:
-            # Another job's answer (a caching proxy, a server bug): its "succeeded" must never deliver its
-            # video as ours. A malformed answer, so a status check asks again.
-            raise SeedanceResponseError(f"the answer is about request {rid!r}, not the one asked for",
-                                        request_id=request_id)
-        raw_status = body.get("status")
-        output = body.get("output")
-        output_url = output_type = None
-        if isinstance(output, (dict, Mapping)):
-            url = output.get("url")
-            output_url = url if isinstance(url, str) and url else None
-            otype = output.get("type")
-            output_type = otype if isinstance(otype, str) else None
-        elif isinstance(output, str) and output:
-            output_url = output
-        credits = body.get("creditsCharged")
-        duration = body.get("duration")
-        message, _code = error_message_from_body(body)
-        return cls(
-            request_id=rid,
-            status=JobStatus.parse(raw_status),
-            raw_status=raw_status if isinstance(raw_status, str) else None,
-            output_url=output_url,
-            output_type=output_type,
-            error=message,
-            credits_charged=_as_int(credits),
-            model=_str_or_none(body.get("model")),
-            prompt=_str_or_none(body.get("prompt")),
-            duration=_as_int(duration),
-            aspect_ratio=_str_or_none(body.get("aspectRatio")),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-simple dict (trigger events, XCom)."""
-        return {
-            "request_id": self.request_id,
-            "status": self.status.value,
-            "raw_status": self.raw_status,
-            "output_url": self.output_url,
-            "output_type": self.output_type,
-            "error": self.error,
-            "credits_charged": self.credits_charged,
-            "model": self.model,
-            "prompt": self.prompt,
-            "duration": self.duration,
-            "aspect_ratio": self.aspect_ratio,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JobResult:
-        """Inverse of :meth:`to_dict`; ``ValueError`` when ``data`` has no request id (fields of a wrong type
-        are dropped, so a foreign or damaged payload can never pass for a result).
-
-        :param data: a dict from :meth:`to_dict`.
-        """
-        rid = data.get("request_id") if isinstance(data, Mapping) else None
-        if not isinstance(rid, str) or not rid:
-            raise ValueError(f"not a JobResult dict (no request_id): {data!r}"[:300])
-        return cls(
-            request_id=rid,
-            status=JobStatus.parse(data.get("status")),
-            raw_status=_str_or_none(data.get("raw_status")),
-            output_url=_str_or_none(data.get("output_url")),
-            output_type=_str_or_none(data.get("output_type")),
-            error=_str_or_none(data.get("error")),
-            credits_charged=_as_int(data.get("credits_charged")),
-            model=_str_or_none(data.get("model")),
-            prompt=_str_or_none(data.get("prompt")),
-            duration=_as_int(data.get("duration")),
-            aspect_ratio=_str_or_none(data.get("aspect_ratio")),
-        )
-
-
-def _as_int(v: Any) -> int | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
-        return None
-    return int(v)
-
-
-def _str_or_none(v: Any) -> str | None:
-    return v if isinstance(v, str) else None

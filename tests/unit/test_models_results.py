@@ -107,8 +107,11 @@ def test_odd_shapes_parse_without_crashing(body: dict[str, Any], check: Any) -> 
     assert JobResult.from_dict(result.to_dict()) == result
 
 
-def test_request_id_falls_back_to_the_id_asked_about() -> None:
-    assert JobResult.from_api_json({"status": "queued"}, request_id="req_9").request_id == "req_9"
+def test_an_answer_without_request_id_is_refused_even_when_the_id_asked_about_is_known() -> None:
+    # Every answer of the API reference carries requestId: one without it is not taken as the job asked about.
+    with pytest.raises(SeedanceResponseError, match="no requestId") as info:
+        JobResult.from_api_json({"status": "succeeded", "output": {"url": "https://x/v.mp4"}}, request_id="req_9")
+    assert info.value.request_id == "req_9"
 
 
 @pytest.mark.parametrize(
