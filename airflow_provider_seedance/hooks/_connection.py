@@ -6,11 +6,15 @@ derived from the same :data:`~airflow_provider_seedance.CONN_FIELDS`, so the two
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import ipaddress
 import json
 import os
 import ssl
+import stat
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +40,7 @@ __all__ = [
     "resolve_base_url",
     "secrets_of",
     "settings_from_connection",
+    "ssl_context_for",
     "ui_field_behaviour",
 ]
 
@@ -107,24 +112,51 @@ class ConnectionSettings:
             return self.proxy_url
         return _environ_proxy(self.base_url)
 
-    async def async_ssl(self) -> ssl.SSLContext | bool:
-        """``ssl`` for aiohttp, trusting :meth:`ca_file`. The context is built once per file, in a thread
-        (loading a bundle takes tens of milliseconds, too long for a triggerer's event loop)."""
-        cafile = self.ca_file()
-        if cafile is None:
-            return False
-        if cafile in _SSL_CONTEXTS:
-            return _SSL_CONTEXTS[cafile]
-        import asyncio
-
-        try:
-            context = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:  # the file changed since it was checked
-            raise _fail(self.conn_id, f"cannot load the CA bundle {cafile!r}: {exc}") from None
-        return _SSL_CONTEXTS.setdefault(cafile, context)
 
 
-_SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}
+#: One TLS context per CA file per process, built once in a thread even when a thousand waits ask at once
+#: (a triggerer restart): the first asker starts the build, the others await the same future.
+_SSL_CONTEXTS: dict[tuple[str | None, str], concurrent.futures.Future[ssl.SSLContext | None]] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _build_ssl_context(settings: ConnectionSettings) -> ssl.SSLContext | None:
+    cafile = settings.ca_file()  # may read the CA file (its check): here, in a thread, never in the event loop
+    if cafile is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:  # the file changed since it was checked
+        raise _fail(settings.conn_id, f"cannot load the CA bundle {cafile!r}: {exc}") from None
+
+
+async def ssl_context_for(settings: ConnectionSettings) -> ssl.SSLContext | bool | None:
+    """aiohttp's ``ssl`` option for a connection: None for plain http (no context is built), False when
+    verification is off, else the shared context trusting :meth:`ConnectionSettings.ca_file`.
+
+    :param settings: the connection.
+    """
+    if not settings.base_url.startswith("https:"):
+        return None
+    if not settings.verify_ssl:
+        return False
+    key = (settings.ca_bundle, os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or "")
+    with _SSL_LOCK:
+        future = _SSL_CONTEXTS.get(key)
+        if future is None:
+            future = _SSL_CONTEXTS[key] = concurrent.futures.Future()
+            threading.Thread(target=_fill, args=(future, key, settings), name="seedance-ssl", daemon=True).start()
+    return await asyncio.wrap_future(future)
+
+
+def _fill(future: concurrent.futures.Future[ssl.SSLContext | None], key: tuple[str | None, str],
+          settings: ConnectionSettings) -> None:
+    try:
+        future.set_result(_build_ssl_context(settings))
+    except BaseException as exc:
+        with _SSL_LOCK:
+            _SSL_CONTEXTS.pop(key, None)  # a later wait tries again (the file may be fixed by then)
+        future.set_exception(exc)
 
 
 def _certifi() -> str:
@@ -266,8 +298,10 @@ def _ca_bundle(conn_id: str, value: Any) -> str | None:
 @functools.lru_cache(maxsize=32)  # a triggerer reads its connection once per wait: read each file once
 def _is_pem_bundle(path: str) -> bool:
     # Checked when the connection is read, so a wrong path fails with its name instead of as a TLS error
-    # (retried as "could not connect") on the first request.
+    # (retried as "could not connect") on the first request. Regular files only: a FIFO would block the read.
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as handle:
             return b"-----BEGIN CERTIFICATE-----" in handle.read(4 * 1024 * 1024)
     except OSError:
@@ -334,9 +368,14 @@ def load_settings(hook: Any, conn_id: str, *, timeout: float | None = None) -> C
     :param conn_id: the connection id.
     :param timeout: the hook's own timeout, which wins over the connection's extra.
     """
-    from airflow.providers.common.compat.sdk import mask_secret
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException, mask_secret
 
-    settings = settings_from_connection(hook.get_connection(conn_id), conn_id, timeout=timeout)
+    try:
+        conn = hook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise _fail(conn_id, "not found: create it (connection type 'seedance'), e.g. with the environment "
+                             "variable AIRFLOW_CONN_" + conn_id.upper()) from None
+    settings = settings_from_connection(conn, conn_id, timeout=timeout)
     for secret in secrets_of(settings):
         mask_secret(secret)
     return settings
@@ -351,11 +390,20 @@ async def aload_settings(hook: Any, conn_id: str, *, timeout: float | None = Non
     """
     from airflow.providers.common.compat import connection as compat
     from airflow.providers.common.compat.connection import get_async_connection
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
-    conn = await get_async_connection(conn_id=conn_id, hook=hook)
+    try:
+        conn = await get_async_connection(conn_id=conn_id, hook=hook)
+    except AirflowNotFoundException:
+        raise _fail(conn_id, "not found: create it (connection type 'seedance'), e.g. with the environment "
+                             "variable AIRFLOW_CONN_" + conn_id.upper()) from None
     aextra = getattr(compat, "get_async_extra_dejson", None)  # an older common.compat has none
     extra = await aextra(conn) if aextra is not None else conn.extra_dejson
-    settings = settings_from_connection(conn, conn_id, timeout=timeout, extra=extra)
+    if isinstance(extra, Mapping) and extra.get("ca_bundle"):
+        # Checking the CA file reads it: in a thread, never in the event loop.
+        settings = await asyncio.to_thread(settings_from_connection, conn, conn_id, timeout=timeout, extra=extra)
+    else:
+        settings = settings_from_connection(conn, conn_id, timeout=timeout, extra=extra)
     try:
         from airflow.sdk.log import amask_secret  # Airflow >= 3.3: reaches the supervisor without blocking
     except ImportError:

@@ -9,7 +9,9 @@ echo the ``Authorization`` header into whatever the client library raises.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -54,12 +56,26 @@ _AIOHTTP_DNS: tuple[type[BaseException], ...] = tuple(
 
 
 def scrub(text: str, secret: str | None) -> str:
-    """Replace the API key wherever a server or library echoed it.
+    """Replace the API key wherever a server or library echoed it: as is, and percent-encoded (``sd2%5F...``,
+    any mix of encoded and plain characters, either case of hex).
 
     :param text: any text about to be put in an exception.
     :param secret: the API key.
     """
-    return text.replace(secret, "***") if secret and secret in text else text
+    if not secret:
+        return text
+    if secret in text:
+        text = text.replace(secret, "***")
+    if "%" in text:
+        text = _encoded_pattern(secret).sub("***", text)
+    return text
+
+
+@functools.lru_cache(maxsize=16)
+def _encoded_pattern(secret: str) -> re.Pattern[str]:
+    # Each character of the key, or its %XX form: matches every percent-encoding a client or server may apply.
+    parts = [f"(?:{re.escape(c)}|%{ord(c):02x})" if ord(c) < 128 else re.escape(c) for c in secret]
+    return re.compile("".join(parts), re.IGNORECASE)
 
 
 def _scrub_all(text: str, settings: ConnectionSettings) -> str:
@@ -69,18 +85,27 @@ def _scrub_all(text: str, settings: ConnectionSettings) -> str:
 
 
 def _scrub_decoded(value: Any, secret: str) -> Any:
-    """The decoded JSON with the key replaced in every string, keys included.
+    """The decoded JSON with the key replaced in every string, keys included (iterative: any depth).
 
     :param value: a decoded JSON value.
     :param secret: the API key.
     """
     if isinstance(value, str):
         return scrub(value, secret)
-    if isinstance(value, dict):
-        return {scrub(k, secret) if isinstance(k, str) else k: _scrub_decoded(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_decoded(v, secret) for v in value]
-    return value
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        holder, key = stack.pop()
+        item = holder[key]
+        if isinstance(item, str):
+            holder[key] = scrub(item, secret)
+        elif isinstance(item, dict):
+            replaced = {scrub(k, secret) if isinstance(k, str) else k: v for k, v in item.items()}
+            holder[key] = replaced
+            stack.extend((replaced, k) for k in replaced)
+        elif isinstance(item, list):
+            stack.extend((item, i) for i in range(len(item)))
+    return root[0]
 
 
 def _snippet(text: str, limit: int = 200) -> str:
@@ -112,12 +137,12 @@ def interpret_response(
     try:
         body: Any = json.loads(text) if text.strip() else None
         is_json = body is not None
-    except ValueError:
-        body, is_json = text, False
-    if is_json and secret and "\\" in text:
-        # A JSON escape (\u0073d2_...) hides an echoed key from the scrub of the raw text; decoding reveals it.
-        # Only answers with an escape pay for this walk.
-        body = _scrub_decoded(body, secret)
+        if is_json and secret and "\\" in text:
+            # A JSON escape (\u0073d2_...) hides an echoed key from the scrub of the raw text; decoding reveals
+            # it. Only answers with an escape pay for this walk.
+            body = _scrub_decoded(body, secret)
+    except (ValueError, RecursionError, MemoryError):  # not JSON, or nested past what the parser can hold
+        body, is_json = (None if text.lstrip()[:1] in ("[", "{") else text), False
     if 300 <= status < 400:
         # Redirects are not followed: requests would turn a POST into a GET, and both clients drop the key.
         location = headers.get("Location") or "?"
@@ -138,7 +163,8 @@ def interpret_response(
         raise error
     if not is_json:
         raise SeedanceResponseError(
-            f"HTTP {status} with a body that is not JSON: {_snippet(text) or '(empty)'}", request_id=request_id
+            f"HTTP {status} with a body that is not JSON: {_snippet(text) or '(empty)'}",
+            request_id=request_id,
         )
     return body
 

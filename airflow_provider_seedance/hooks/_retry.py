@@ -1,7 +1,8 @@
-"""The retry policy: tenacity, with a wait that honours ``Retry-After`` and a bound on attempts and total time.
+"""Retries: tenacity, the one engine, with a wait that honours ``Retry-After``, a bound on attempts and total
+time, and the policy of each kind of call declared in :data:`POLICIES`.
 
 *Whether* a failure is retried is decided in one place, :func:`~airflow_provider_seedance.errors.is_retryable`;
-this module only decides *when* and *how often*.
+this module only decides *when* and *how often* (``docs/architecture.rst``, "Retries").
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tenacity.wait import wait_base
 
 from airflow_provider_seedance.errors import is_retryable
 
-__all__ = ["RetryPolicy", "StopAtBudget", "WaitRetryAfterOrBackoff", "build_retrying"]
+__all__ = ["POLICIES", "RetryPolicy", "StopAtBudget", "WaitRetryAfterOrBackoff", "build_retrying", "policy_for"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,29 @@ class RetryPolicy:
         """
         exponent = min(max(attempt_number - 1, 0), 64)
         return float(min(self.max_wait, self.initial_wait * 2**exponent))
+
+
+#: The retries of each kind of call. A submit is only ever retried when nothing can have been created (429,
+#: 408, a connection that never opened): quick backoff, so an unreachable host fails in about 10 s, before any
+#: money is at stake; a 429 waits what ``Retry-After`` says. A status poll gets a quick second try (a stale
+#: connection, a 5xx blip); longer outages are the wait's own loop's to sit out, on the poll schedule. A cancel
+#: must get through. The catalogue is a free read before a submit: one retry, then the bundled table serves.
+POLICIES: dict[str, RetryPolicy] = {
+    "submit": RetryPolicy(max_attempts=5, max_total_seconds=120.0, initial_wait=0.5, max_wait=30.0, jitter=0.5),
+    "poll": RetryPolicy(max_attempts=3, max_total_seconds=10.0, initial_wait=0.5, max_wait=2.0, jitter=0.5),
+    "cancel": RetryPolicy(max_attempts=5, max_total_seconds=20.0, initial_wait=0.5, max_wait=5.0, jitter=0.5),
+    "catalogue": RetryPolicy(max_attempts=2, max_total_seconds=5.0, initial_wait=0.5, max_wait=2.0, jitter=0.5),
+}
+
+
+def policy_for(kind: str, override: RetryPolicy | None) -> RetryPolicy:
+    """The policy of a kind of call (``submit``, ``poll``, ``cancel``, ``catalogue``), unless the hook was given
+    one for every call.
+
+    :param kind: the kind of call.
+    :param override: the hook's ``retry_policy``, when set.
+    """
+    return override if override is not None else POLICIES[kind]
 
 
 class WaitRetryAfterOrBackoff(wait_base):

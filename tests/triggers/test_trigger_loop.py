@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from datetime import datetime, timedelta, timezone
@@ -14,23 +15,24 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_seedance.errors import SeedanceHostNotFoundError, SeedanceResponseError
-from airflow_provider_seedance.hooks._retry import RetryPolicy
+from airflow_provider_seedance.hooks._retry import POLICIES, RetryPolicy
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import GenerationRequest, JobResult, JobStatus
-from airflow_provider_seedance.triggers import seedance as trigger_module
 from airflow_provider_seedance.triggers.seedance import JobEvent, SeedanceJobTrigger, parse_deadline
+from airflow_provider_seedance.waiting import Verdict
 
 if TYPE_CHECKING:
     from airflow_provider_seedance.emulator.testing import EmulatorHandle
 
 FAST = {"poll_interval": 0.05, "max_poll_interval": 0.2}
+LOG = logging.getLogger(__name__)
 QUICK_POLL_RETRIES = RetryPolicy(max_attempts=3, max_total_seconds=5.0, initial_wait=0.01, max_wait=0.02, jitter=0.0)
 
 
 @pytest.fixture(autouse=True)
 def quick_poll_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The trigger's per-poll retry policy with tiny waits (same attempts), so these tests stay fast."""
-    monkeypatch.setattr(trigger_module, "POLL_RETRY_POLICY", QUICK_POLL_RETRIES)
+    monkeypatch.setitem(POLICIES, "poll", QUICK_POLL_RETRIES)
 
 
 def _submit(prompt: str) -> str:
@@ -93,19 +95,20 @@ async def test_another_jobs_answer_until_the_deadline_ends_in_timeout_not_its_vi
 
 
 def test_host_not_found_mid_wait_is_transient_and_keeps_the_last_status() -> None:
-    trigger = SeedanceJobTrigger("req_mid", deadline=time.time() + 60, **FAST)
+    wait = SeedanceJobTrigger("req_mid", deadline=time.time() + 60, **FAST).job_wait()
     processing = JobResult(request_id="req_mid", status=JobStatus.PROCESSING, raw_status="processing")
-    assert trigger.after_poll(processing, None) is not None
+    assert wait.decide(processing, None, log=LOG).verdict is Verdict.WAIT
     dns = SeedanceHostNotFoundError("GET ...: host name 'api.example' does not resolve", sent=False)
-    delay = trigger.after_poll(None, dns)
-    assert delay is not None  # the job exists: a DNS blip is waited through, not an error event
-    assert 0 < delay <= FAST["max_poll_interval"]
-    assert trigger._last is processing
+    decision = wait.decide(None, dns, log=LOG)
+    assert decision.verdict is Verdict.WAIT  # the job exists: a DNS blip is waited through, not an error event
+    assert 0 < decision.delay <= FAST["max_poll_interval"]
+    assert wait.last is processing
 
 
 def test_a_malformed_answer_mid_wait_is_transient() -> None:
-    trigger = SeedanceJobTrigger("req_mid", deadline=time.time() + 60, **FAST)
-    assert trigger.after_poll(None, SeedanceResponseError("the answer is about request 'req_B'")) is not None
+    wait = SeedanceJobTrigger("req_mid", deadline=time.time() + 60, **FAST).job_wait()
+    error = SeedanceResponseError("the answer is about request 'req_B'")
+    assert wait.decide(None, error, log=LOG).verdict is Verdict.WAIT
 
 
 @pytest.mark.parametrize("owns_job", [False, True])
