@@ -1,8 +1,7 @@
 """The request and result of one generation, and the vendor's rules. Shared by hook, operator, trigger, emulator.
 
-Two modules, one concept each: :mod:`~airflow_provider_seedance.models.request` (what is sent, and its
-validation) and :mod:`~airflow_provider_seedance.models.result` (what comes back, read defensively). Import
-from here. Pure Python: no Airflow, no HTTP client (the import rules and why: ``docs/architecture.rst``).
+Two modules, one concept each: ``models/request.py`` (what is sent, and its validation) and
+``models/result.py`` (what comes back, read defensively). Import from here. Pure Python: no Airflow, no HTTP client (the import rules and why: ``docs/architecture.rst``).
 """
 
 from __future__ import annotations
