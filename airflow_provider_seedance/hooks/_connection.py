@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from requests.utils import get_environ_proxies, select_proxy
 
 from airflow_provider_seedance import CONN_FIELDS, get_provider_info
+from airflow_provider_seedance._addresses import UnsafeUrlError, parse_http_url
 from airflow_provider_seedance._redact import redact_text, url_secrets
 from airflow_provider_seedance.catalogue import pricing_problem
 from airflow_provider_seedance.errors import SeedanceConnectionError
@@ -205,6 +206,12 @@ def resolve_base_url(
         except ValueError:
             raise _fail(conn_id, f"host {host!r} is not a valid host name or URL") from None
         text = ("http://" if is_loopback_host(hostname) else "https://") + text
+    try:
+        # As the clients will read it: urlsplit and urllib3 disagree on "http://remote:1\\@127.0.0.1".
+        parse_http_url(text)
+    except UnsafeUrlError as exc:
+        raise _fail(conn_id, f"field 'host' {host!r} is refused: {exc}. Allowed: scheme://host[:port][/path], "
+                             f"e.g. {DEFAULT_BASE_URL}") from None
     try:
         parts = urlsplit(text)
         has_port = parts.port is not None
