@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 OLDEST_AIRFLOW ?= 3.0.6
 EXTRA_PINS ?=
 
-.PHONY: install demo test lint unit test-oldest-airflow docs e2e-distributed clean bench bench-backfill
+.PHONY: install demo test test-integration lint unit test-oldest-airflow docs e2e-distributed clean bench bench-backfill
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,15 +26,26 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## The whole suite on the newest Airflow, plus the unit suite on the oldest supported one.
+# The two test tiers (README "Testing"); the markers are registered in pyproject.toml.
+INTEGRATION := integration or e2e
+# pytest-xdist workers of `make test` (auto: one per CPU); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
+
+## Tier 1, every change (a few minutes on 2 cores): lint, types, unit and contract tests (the emulator over
+## real HTTP, triggers run in-process, `airflow dags test` runs), spread over CPUs by pytest-xdist.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not ($(INTEGRATION))" -n $(PYTEST_WORKERS) --dist loadfile
+
+## Tier 2, CI and before a release: real engines (scheduler + triggerer, the fault matrix, the local-run
+## guide, the 50-row backfill), the docs and wheel builds, then the unit suite on the oldest supported Airflow.
+test-integration: install
+	$(BIN)/pytest -m "$(INTEGRATION)"
 	$(MAKE) test-oldest-airflow
 
 ## Unit tests only (no Airflow metadata DB); used for the oldest-Airflow compatibility run.
 unit: install
 	$(BIN)/pytest tests/unit tests/hook tests/emulator tests/operators tests/triggers tests/sensors tests/persist tests/lineage \
-		-m "not airflow_cli and not e2e" -q -p no:cacheprovider
+		-m "not airflow_cli and not ($(INTEGRATION))" -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 ## universal-pathlib<0.3: what Airflow 3.0's own constraints pin; 0.3 breaks its ObjectStoragePath.
 test-oldest-airflow:

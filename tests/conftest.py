@@ -1,9 +1,15 @@
-"""Session-wide test settings: an isolated AIRFLOW_HOME and the emulator fixture."""
+"""Session-wide test settings: an isolated AIRFLOW_HOME, migrated Airflow homes and the emulator fixture."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,6 +30,51 @@ pytest_plugins = ["airflow_provider_seedance.emulator.pytest_plugin"]
 def emu(seedance_default_connection: EmulatorHandle) -> EmulatorHandle:
     """Short name used across the suite: the reset emulator, set as ``seedance_default``."""
     return seedance_default_connection
+
+
+@pytest.fixture(scope="session")
+def migrated_airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite metadata DB migrated once per test run (shared by xdist workers): copy it, never write it.
+
+    ``airflow db migrate`` costs 10-20 s; every Airflow home of the suite starts from a copy of this one.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # every worker's base temp dir sits in the run's own
+    db = root / "migrated-airflow-home" / "airflow.db"
+    with (root / "migrated-airflow-home.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker migrates, the others wait for it
+        if not db.exists():
+            building = Path(tempfile.mkdtemp(prefix="migrating-", dir=root))
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+            env.update(AIRFLOW_HOME=str(building), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+            proc = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env,
+                                  capture_output=True, text=True, timeout=600, check=False)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            db.parent.mkdir()
+            shutil.copyfile(building / "airflow.db", db)
+    return db
+
+
+@pytest.fixture(scope="session")
+def airflow_home_factory(
+    migrated_airflow_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """Make a fresh AIRFLOW_HOME holding a copy of the migrated metadata DB (for session/module fixtures)."""
+
+    def make(name: str = "airflow-home") -> Path:
+        home = tmp_path_factory.mktemp(name)
+        shutil.copyfile(migrated_airflow_db, home / "airflow.db")
+        return home
+
+    return make
+
+
+@pytest.fixture
+def airflow_home(airflow_home_factory: Callable[[str], Path]) -> Path:
+    """A fresh AIRFLOW_HOME with a migrated metadata DB, for this test only."""
+    return airflow_home_factory("airflow-home")
+
 
 # The suite is a gate: property tests run the same examples on every machine (derandomize), so a red
 # run is reproducible. `HYPOTHESIS_PROFILE=explore make test` draws new examples to hunt for bugs.

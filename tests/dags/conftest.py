@@ -18,7 +18,7 @@ AIRFLOW = [str(Path(sys.executable).with_name("airflow"))]
 
 
 def airflow_env(**extra: str) -> dict[str, str]:
-    """The test session's Airflow environment with the repository's dags/ as the DAGs folder.
+    """The test's Airflow environment (its AIRFLOW_HOME) with the repository's dags/ as the DAGs folder.
 
     :param extra: more variables.
     """
@@ -30,14 +30,6 @@ def airflow_env(**extra: str) -> dict[str, str]:
     })
     env.update(extra)
     return env
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """The session's metadata DB (SQLite in the session's AIRFLOW_HOME), migrated once."""
-    proc = subprocess.run([*AIRFLOW, "db", "migrate"], env=airflow_env(), capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 @dataclass
@@ -85,6 +77,13 @@ class DagRunner:
 
 
 @pytest.fixture
-def dag_runner(airflow_db: None, seedance_emulator: Any, tmp_path: Path) -> DagRunner:
-    """A :class:`DagRunner` bound to the (reset) session emulator and a fresh video directory."""
+def dag_runner(
+    airflow_home: Path, seedance_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> DagRunner:
+    """A :class:`DagRunner` bound to the (reset) session emulator and a fresh video directory.
+
+    The test gets its own migrated AIRFLOW_HOME (a copy), set in the environment: every ``airflow``
+    subprocess of the test, and its reads of ``$AIRFLOW_HOME/airflow.db``, use it.
+    """
+    monkeypatch.setenv("AIRFLOW_HOME", str(airflow_home))
     return DagRunner(seedance_emulator.connection_json, tmp_path / "videos")

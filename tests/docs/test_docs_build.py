@@ -24,6 +24,7 @@ def _require_sphinx() -> None:
     pytest.importorskip("furo", reason="the furo theme is not installed (pip install -e '.[docs]')")
 
 
+@pytest.mark.integration  # a full Sphinx build: `make test-integration`
 def test_docs_build_without_warnings(tmp_path: Path) -> None:
     _require_sphinx()
     out = tmp_path / "html"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,13 +39,9 @@ def _dag_ids(engine: AirflowEngine) -> set[str]:
     return {d["dag_id"] for d in engine.api("GET", "/dags", params={"limit": 100})["dags"]}
 
 
-def _dag_ids(engine: AirflowEngine) -> set[str]:
-    return {d["dag_id"] for d in engine.api("GET", "/dags", params={"limit": 100})["dags"]}
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Emulator + db migrate + pool + api-server, scheduler, dag-processor, triggerer; all DAGs parsed."""
+def stack(tmp_path_factory: pytest.TempPathFactory, migrated_airflow_db: Path) -> Iterator[Stack]:
+    """Emulator + migrated DB (a copy) + pool + api-server, scheduler, dag-processor, triggerer; all DAGs parsed."""
     from airflow_provider_seedance.emulator.testing import spawn_emulator
 
     root = tmp_path_factory.mktemp("e2e")
@@ -59,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "AIRFLOW_CONN_SEEDANCE_ASSET_DB": json.dumps({"conn_type": "sqlite", "host": str(root / "assets.db")}),
         })
         try:
-            engine.cli("db", "migrate")
+            shutil.copyfile(migrated_airflow_db, engine.home / "airflow.db")
             engine.cli("pools", "set", "seedance", str(POOL_SLOTS), "Seedance generations in flight",
                        "--include-deferred")
             for component in ("api-server", "scheduler", "dag-processor", "triggerer"):

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from fault_scenarios import SCENARIOS, Scenario, check_row, short_error
 
+pytestmark = pytest.mark.integration  # about a minute of DAG runs: `make test-integration`
+
 HERE = Path(__file__).resolve().parent
 IN_PROCESS = [s for s in SCENARIOS if s.path != "engine"]
 

@@ -1,7 +1,7 @@
 """Run DAGs with the real ``airflow dags test`` CLI in a subprocess, against the session emulator.
 
-One AIRFLOW_HOME (SQLite) per test session, migrated once; each DAG run's results are read back from
-its metadata DB (task states, XCom, task state store) and from the CLI's output (the task logs).
+One AIRFLOW_HOME (SQLite, a copy of the suite's migrated one) per test session; each DAG run's results are
+read back from its metadata DB (task states, XCom, task state store) and from the CLI's output (the task logs).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,12 +107,10 @@ class AirflowCli:
 
     :param home: AIRFLOW_HOME.
     :param env: environment of every CLI call.
-    :param migrate_seconds: what ``airflow db migrate`` cost (reported, never asserted).
     """
 
     home: Path
     env: dict[str, str]
-    migrate_seconds: float
 
     def dags_test(self, dag_id: str, timeout: float = 240) -> DagRunResult:
         """Run ``airflow dags test DAG_ID`` to the end."""
@@ -130,9 +129,11 @@ class AirflowCli:
 
 
 @pytest.fixture(scope="session")
-def airflow_cli(tmp_path_factory: pytest.TempPathFactory, seedance_emulator_session: EmulatorHandle) -> AirflowCli:
-    """One migrated AIRFLOW_HOME for the whole session, with the emulator as ``seedance_default``."""
-    home = tmp_path_factory.mktemp("airflow-home")
+def airflow_cli(
+    airflow_home_factory: Callable[[str], Path], seedance_emulator_session: EmulatorHandle
+) -> AirflowCli:
+    """One migrated AIRFLOW_HOME (a copy) for the whole session, with the emulator as ``seedance_default``."""
+    home = airflow_home_factory("airflow-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     env.update(
         {
@@ -142,8 +143,4 @@ def airflow_cli(tmp_path_factory: pytest.TempPathFactory, seedance_emulator_sess
             "AIRFLOW_CONN_SEEDANCE_DEFAULT": seedance_emulator_session.connection_json,
         }
     )
-    started = time.monotonic()
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, check=True, timeout=300)
-    migrate_seconds = time.monotonic() - started
-    print(f"\n[timing] airflow db migrate: {migrate_seconds:.1f} s")
-    return AirflowCli(home=home, env=env, migrate_seconds=migrate_seconds)
+    return AirflowCli(home=home, env=env)

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,10 +119,14 @@ class LineageCli:
 
 
 @pytest.fixture(scope="session")
-def lineage_cli(tmp_path_factory: pytest.TempPathFactory, seedance_emulator_session: EmulatorHandle) -> LineageCli:
-    """One migrated AIRFLOW_HOME with the emulator as ``seedance_default`` and OpenLineage on."""
+def lineage_cli(
+    tmp_path_factory: pytest.TempPathFactory,
+    airflow_home_factory: Callable[[str], Path],
+    seedance_emulator_session: EmulatorHandle,
+) -> LineageCli:
+    """One migrated AIRFLOW_HOME (a copy) with the emulator as ``seedance_default`` and OpenLineage on."""
     pytest.importorskip("airflow.providers.openlineage", reason="the [openlineage] extra is not installed")
-    home = tmp_path_factory.mktemp("airflow-home-lineage")
+    home = airflow_home_factory("airflow-home-lineage")
     out = tmp_path_factory.mktemp("videos")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "OPENLINEAGE"))}
     env.update(
@@ -135,7 +139,6 @@ def lineage_cli(tmp_path_factory: pytest.TempPathFactory, seedance_emulator_sess
             "SEEDANCE_LINEAGE_OUT": str(out),
         }
     )
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, check=True, timeout=300)
     return LineageCli(home=home, env=env, out=out)
 
 

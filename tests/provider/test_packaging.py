@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # a wheel build: `make test-integration`
 
 REPO = Path(__file__).resolve().parents[2]
 # setuptools' warnings about the project (SetuptoolsDeprecationWarning, BuildBackendWarning...). pip's own
