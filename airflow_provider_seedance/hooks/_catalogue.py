@@ -193,18 +193,6 @@ class CatalogueMixin:
         catalogue = self._catalogue_or_error()
         return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue, override)
 
-    async def aestimate(self: Any, request: GenerationRequest) -> CreditEstimate:
-        """Async :meth:`estimate`.
-
-        :param request: the generation.
-        """
-        override = (await self._aget_settings()).price_table.get(request.model)
-        first = _priced_by_override(request, override)
-        if first is not None:
-            return first
-        catalogue = await self._acatalogue_or_error()
-        return estimate_with_catalogue(request, None if isinstance(catalogue, SeedanceError) else catalogue, override)
-
     def estimate_credits(self: Any, request: GenerationRequest) -> int | None:
         """Expected charge in credits (see :meth:`estimate` for where the price comes from).
 
@@ -212,13 +200,6 @@ class CatalogueMixin:
         :return: credits, or None when no price is known for the model.
         """
         return self.estimate(request).credits  # type: ignore[no-any-return]
-
-    async def aestimate_credits(self: Any, request: GenerationRequest) -> int | None:
-        """Async :meth:`estimate_credits`.
-
-        :param request: the generation.
-        """
-        return (await self.aestimate(request)).credits  # type: ignore[no-any-return]
 
 
 def _priced_by_override(request: GenerationRequest, override: Mapping[str, Any] | None) -> CreditEstimate | None:

@@ -10,20 +10,45 @@ http provider cannot do for us (a cap on the body size): ``docs/architecture.rst
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import requests
-from airflow.providers.http.hooks.http import HttpAsyncHook, SessionConfig
+import urllib3
+from airflow.providers.http.exceptions import HttpErrorException
+from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 from requests.auth import AuthBase
 
-from airflow_provider_seedance.errors import SeedanceResponseError
+from airflow_provider_seedance.errors import SeedanceError, SeedanceResponseError
+from airflow_provider_seedance.hooks._connection import ConnectionSettings
+from airflow_provider_seedance.hooks._http import (
+    interpret_response,
+    transport_error_from_aiohttp,
+    transport_error_from_requests,
+)
 
-__all__ = ["MAX_RESPONSE_BYTES", "BearerAuth", "SeedanceAsyncHttpHook", "read_capped", "read_capped_async"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "OFF_LOOP_BYTES",
+    "BearerAuth",
+    "SeedanceAsyncHttpHook",
+    "aexchange",
+    "answer",
+    "async_session_config",
+    "exchange",
+    "new_session",
+]
+
+T = TypeVar("T")
 
 #: The largest answer read: the API's answers are a few KB; a server streaming more is refused, not buffered.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+#: Answers larger than this are decoded in a thread on the async path: a triggerer's event loop serves every
+#: other wait meanwhile (a 4 MiB answer takes tens of milliseconds to decode; the API's answers are a few KB).
+OFF_LOOP_BYTES = 64 * 1024
 _CHUNK = 65536
 
 
@@ -116,3 +141,91 @@ def async_session_config(base_url: str, headers: dict[str, str], *, ssl: Any, pr
     if proxy:
         options["proxy"] = proxy
     return SessionConfig(base_url=base_url, headers=headers, extra_options=options)
+
+
+def new_session() -> aiohttp.ClientSession:
+    """An aiohttp session for the API: ``trust_env=False`` (proxies are resolved as requests does, and ~/.netrc
+    must not replace the key) and no cookie jar (one session serves every connection of a loop, tenants
+    included)."""
+    return aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def exchange(hook: HttpHook, settings: ConnectionSettings, method: str, path: str, body: Any
+             ) -> tuple[int, Mapping[str, str], bytes]:
+    """One sync request through ``HttpHook.run``: status, headers and the capped body.
+
+    :param hook: the Seedance hook (an ``HttpHook`` whose session is configured from the connection).
+    :param settings: its connection.
+    :param method: HTTP method.
+    :param path: endpoint path.
+    :param body: the JSON body, or None.
+    """
+    hook.method = method  # HttpHook.run sends with the hook's method (as dbt-cloud's hook does)
+    error: SeedanceError | None = None
+    try:
+        response = hook.run(path, json=body, extra_options={
+            "timeout": settings.timeout, "allow_redirects": False, "check_response": False})
+        with response:
+            status, headers = response.status_code, response.headers
+            # A 408's connection is being dropped by the server: closed unread, so it is not pooled again.
+            raw = b"" if status == 408 else read_capped(response, settings.timeout)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # read1 raises urllib3's own
+        # Raised outside the except block: the client's exception (which may quote what a server echoed, the
+        # Authorization header included) must not ride along as __context__ or __cause__.
+        error = transport_error_from_requests(exc, f"{method} {path}", settings)
+    if error is not None:
+        raise error
+    return status, headers, raw
+
+
+async def aexchange(http: SeedanceAsyncHttpHook, session: aiohttp.ClientSession, settings: ConnectionSettings,
+                    method: str, path: str, body: Any, limit: float) -> tuple[int, Mapping[str, str], bytes]:
+    """One async request through ``HttpAsyncHook.run(session=...)``: status, headers and the capped body.
+
+    :param http: the http provider's async hook for ``method``.
+    :param session: the shared session (or a one-off one after a 408).
+    :param settings: the connection.
+    :param method: HTTP method.
+    :param path: endpoint path.
+    :param body: the JSON body, or None.
+    :param limit: seconds for the whole request, body included.
+    """
+    error: SeedanceError | None = None
+    try:
+        response = await http.run(session=session, endpoint=path, json=body,
+                                  headers={"Authorization": f"Bearer {settings.api_key}"},
+                                  extra_options={"timeout": aiohttp.ClientTimeout(total=limit)})
+        try:
+            status, headers = response.status, response.headers
+            raw = b"" if status == 408 else await read_capped_async(response)
+        finally:
+            if response.status == 408:  # the server drops this connection: closed unread, never pooled again
+                response.close()
+            else:
+                response.release()
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, HttpErrorException) as exc:
+        error = transport_error_from_aiohttp(exc, f"{method} {path}", settings)  # raised below: see exchange
+    if error is not None:
+        raise error
+    return status, headers, raw
+
+
+def answer(status: int, headers: Mapping[str, str], raw: bytes, settings: ConnectionSettings,
+           request_id: str | None, parse: Callable[[Any], T]) -> T:
+    """What an answer says, parsed; every failure to read it is a response error (after a POST: an ambiguous
+    submit), whatever a hostile body made the parser raise (huge numbers, deep nesting, odd types).
+
+    :param status: HTTP status.
+    :param headers: its headers.
+    :param raw: its body.
+    :param settings: the connection (its secrets are scrubbed from messages).
+    :param request_id: the job asked about, if any.
+    :param parse: turns the decoded JSON into the result.
+    """
+    body = interpret_response(status, headers, raw, settings, request_id=request_id)
+    try:
+        return parse(body)
+    except SeedanceError:
+        raise
+    except Exception as exc:
+        raise SeedanceResponseError(f"unreadable answer ({type(exc).__name__})", request_id=request_id) from None

@@ -10,27 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import aiohttp
 import requests
-import urllib3
-from airflow.providers.http.exceptions import HttpErrorException
 from airflow.providers.http.hooks.http import HttpHook
 
 from airflow_provider_seedance._redact import redact_url
 from airflow_provider_seedance.errors import (
     SeedanceAmbiguousSubmitError,
-    SeedanceAuthError,
     SeedanceError,
-    SeedanceNotFoundError,
     SeedanceRequestTimeoutError,
-    SeedanceResponseError,
-    SeedanceTransportError,
-    SeedanceValidationError,
     is_retryable,
 )
 from airflow_provider_seedance.hooks._async_session import SessionLease, acquire_session, release_session
@@ -46,21 +38,21 @@ from airflow_provider_seedance.hooks._connection import (
 )
 from airflow_provider_seedance.hooks._http import (
     BASE_HEADERS,
-    interpret_response,
-    transport_error_from_aiohttp,
-    transport_error_from_requests,
 )
 from airflow_provider_seedance.hooks._retry import RetryPolicy, build_retrying, log_before_sleep, policy_for
 from airflow_provider_seedance.hooks._transport import (
     MAX_RESPONSE_BYTES,
+    OFF_LOOP_BYTES,
     BearerAuth,
     SeedanceAsyncHttpHook,
+    aexchange,
+    answer,
     async_session_config,
-    read_capped,
-    read_capped_async,
+    exchange,
+    new_session,
 )
 from airflow_provider_seedance.lineage.hook_lineage import report_submit
-from airflow_provider_seedance.models import GenerationRequest, JobResult
+from airflow_provider_seedance.models import GenerationRequest, JobResult, check_request_id
 
 __all__ = [
     "GENERATIONS_PATH",
@@ -79,33 +71,9 @@ T = TypeVar("T")
 
 
 def _job_path(request_id: str, suffix: str = "") -> str:
-    if not isinstance(request_id, str) or not request_id.strip():
-        raise SeedanceValidationError("request_id", request_id, "a non-empty request id string")
-    return f"{GENERATIONS_PATH}/{quote(request_id.strip(), safe='')}{suffix}"
-
-
-#: Answers larger than this are decoded in a thread on the async path: a triggerer's event loop serves every
-#: other wait meanwhile (a 4 MiB answer takes tens of milliseconds to decode; the API's answers are a few KB).
-OFF_LOOP_BYTES = 64 * 1024
-
-
-def _answer(status: int, headers: Any, raw: bytes, settings: ConnectionSettings, request_id: str | None,
-            parse: Callable[[Any], T]) -> T:
-    body = interpret_response(status, headers, raw, settings, request_id=request_id)
-    # Every failure to read an answer is a response error (after a POST: an ambiguous submit), whatever a hostile
-    # body made the parser raise (huge numbers, deep nesting, odd types).
-    try:
-        return parse(body)
-    except SeedanceError:
-        raise
-    except Exception as exc:
-        raise SeedanceResponseError(f"unreadable answer ({type(exc).__name__})", request_id=request_id) from None
-
-
-def _new_session() -> aiohttp.ClientSession:
-    # trust_env=False: proxies are resolved as requests does (async_proxy), and ~/.netrc must not replace the key.
-    # No cookie jar: the session is shared by every connection of the event loop, tenants included.
-    return aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+    # An id is checked before it goes into a URL (or, later, a file name): a hostile one is refused, not quoted.
+    rid = check_request_id(request_id.strip() if isinstance(request_id, str) else request_id)
+    return f"{GENERATIONS_PATH}/{quote(rid, safe='')}{suffix}"
 
 
 class SeedanceHook(CatalogueMixin, HttpHook):
@@ -163,8 +131,6 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     def retry_policy(self, policy: RetryPolicy | None) -> None:
         self._retry_override = policy
 
-    # -- Airflow UI (Airflow < 3.2; newer versions read conn-fields from the provider info) --------------------
-
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden and relabelled connection form fields (same source as the provider info)."""
@@ -174,8 +140,6 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra connection form fields, built from ``CONN_FIELDS`` (needs wtforms)."""
         return connection_form_widgets()
-
-    # -- the connection, read once ---------------------------------------------------------------------------
 
     def _get_settings(self) -> ConnectionSettings:
         if self._settings is None:
@@ -217,8 +181,6 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     def base_url(self, value: str) -> None:
         pass  # HttpHook.__init__ assigns it; the connection decides it here.
 
-    # -- sync path: HttpHook.run on one session ---------------------------------------------------------------
-
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
                  ) -> requests.Session:
         """The hook's one ``requests.Session`` (keep-alive across calls), configured from the connection.
@@ -242,14 +204,8 @@ class SeedanceHook(CatalogueMixin, HttpHook):
 
     def run_and_check(self, session: requests.Session, prepped_request: requests.PreparedRequest,
                       extra_options: dict[Any, Any]) -> Any:
-        """HttpHook's send (environment proxies and CA bundle merged as requests does), without its warning of a
-        failed connection: that line quotes the client's exception, which can hold what a server echoed (the key
-        in a status line). The caller reports the failure, scrubbed.
-
-        :param session: the hook's session.
-        :param prepped_request: the prepared request.
-        :param extra_options: ``timeout`` and ``allow_redirects``.
-        """
+        """HttpHook's send, without its warning of a failed connection: that line quotes the client's exception,
+        which can hold what a server echoed (the key in a status line). The caller reports it, scrubbed."""
         merged = session.merge_environment_settings(
             prepped_request.url, proxies=session.proxies, stream=session.stream, verify=session.verify,
             cert=session.cert)
@@ -258,23 +214,9 @@ class SeedanceHook(CatalogueMixin, HttpHook):
 
     def _send(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T]) -> T:
         settings = self._get_settings()
-        self.method = method  # HttpHook.run sends with the hook's method (as dbt-cloud's hook does)
-        error: SeedanceError | None = None
-        try:
-            response = self.run(path, json=body, extra_options={
-                "timeout": settings.timeout, "allow_redirects": False, "check_response": False})
-            with response:
-                status, headers = response.status_code, response.headers
-                # A 408's connection is being dropped by the server: closed unread, so it is not pooled again.
-                raw = b"" if status == 408 else read_capped(response, settings.timeout)
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # read1 raises urllib3's own
-            # Raised outside the except block: the client's exception (which may quote what a server echoed,
-            # the Authorization header included) must not ride along as __context__ or __cause__.
-            error = transport_error_from_requests(exc, f"{method} {path}", settings)
-        if error is not None:
-            raise error
+        status, headers, raw = exchange(self, settings, method, path, body)
         self.log.debug("Seedance %s %s -> HTTP %s", method, path, status)
-        return _answer(status, headers, raw, settings, request_id, parse)
+        return answer(status, headers, raw, settings, request_id, parse)
 
     def _call(self, method: str, path: str, *, kind: str, parse: Callable[[Any], T], body: Any = None,
               request_id: str | None = None) -> T:
@@ -283,8 +225,6 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         retrying = build_retrying(policy, idempotent=kind != "submit",
                                   before_sleep=log_before_sleep(self.log, f"{method} {path}", policy))
         return cast("T", retrying(self._send, method, path, body, request_id, parse))
-
-    # -- async path: HttpAsyncHook.run on one shared aiohttp session -------------------------------------------
 
     async def _async_hook(self, method: str, settings: ConnectionSettings) -> SeedanceAsyncHttpHook:
         hook = self._async_hooks.get(method)
@@ -298,7 +238,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         lease = self._lease
         if lease is not None and lease.loop is asyncio.get_running_loop() and not lease.session.closed:
             return cast("aiohttp.ClientSession", lease.session)
-        self._lease = await acquire_session(settings.session_key(), _new_session)
+        self._lease = await acquire_session(settings.session_key(), new_session)
         return cast("aiohttp.ClientSession", self._lease.session)
 
     async def _asend(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
@@ -307,32 +247,17 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         http = await self._async_hook(method, settings)
         # After a 408 the server is dropping a connection aiohttp may already have pooled again: the next attempt
         # goes through a one-off session, so it cannot be handed that connection.
-        session = _new_session() if fresh else await self._shared_session(settings)
+        session = new_session() if fresh else await self._shared_session(settings)
         limit = settings.timeout if timeout is None else min(settings.timeout, timeout)
-        error: SeedanceError | None = None
         try:
-            response = await http.run(session=session, endpoint=path, json=body,
-                                      headers={"Authorization": f"Bearer {settings.api_key}"},
-                                      extra_options={"timeout": aiohttp.ClientTimeout(total=limit)})
-            try:
-                status, headers = response.status, response.headers
-                raw = b"" if status == 408 else await read_capped_async(response)
-            finally:
-                if response.status == 408:  # the server drops this connection: closed unread, never pooled again
-                    response.close()
-                else:
-                    response.release()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, HttpErrorException) as exc:
-            error = transport_error_from_aiohttp(exc, f"{method} {path}", settings)  # raised below: see _send
+            status, headers, raw = await aexchange(http, session, settings, method, path, body, limit)
         finally:
             if fresh:
                 await session.close()
-        if error is not None:
-            raise error
         self.log.debug("Seedance %s %s -> HTTP %s", method, path, status)
         if len(raw) > OFF_LOOP_BYTES:
-            return await asyncio.to_thread(_answer, status, headers, raw, settings, request_id, parse)
-        return _answer(status, headers, raw, settings, request_id, parse)
+            return await asyncio.to_thread(answer, status, headers, raw, settings, request_id, parse)
+        return answer(status, headers, raw, settings, request_id, parse)
 
     async def _acall(self, method: str, path: str, *, kind: str, parse: Callable[[Any], T], body: Any = None,
                      request_id: str | None = None, timeout: float | None = None) -> T:
@@ -352,15 +277,10 @@ class SeedanceHook(CatalogueMixin, HttpHook):
 
         return cast("T", await retrying(attempt))
 
-    # -- jobs ----------------------------------------------------------------------------------------------
-
     @contextlib.contextmanager
     def _submitting(self, request: GenerationRequest) -> Iterator[None]:
         """Around a submit's POST: a failure that may have created a job becomes
         :class:`~airflow_provider_seedance.errors.SeedanceAmbiguousSubmitError` (never re-sent)."""
-        if request.media_urls is not None and not request.media_urls:
-            # Debug: the operator says it at info level with what it means there (a template rendered empty).
-            self.log.debug("Seedance: no media URLs: text-to-video")
         try:
             yield
         except SeedanceError as exc:
@@ -410,10 +330,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         return lambda body: JobResult.from_api_json(body, request_id=request_id)
 
     def get_job(self, request_id: str) -> JobResult:
-        """Status of a generation (retried).
-
-        :param request_id: the id ``submit`` returned.
-        """
+        """Status of a generation (``request_id``: the id ``submit`` returned); retried."""
         return self._call("GET", _job_path(request_id), kind="poll", request_id=request_id,
                           parse=self._parser(request_id))
 
@@ -437,10 +354,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
                           parse=self._parser(request_id))
 
     async def acancel_job(self, request_id: str) -> JobResult:
-        """Async :meth:`cancel_job`.
-
-        :param request_id: the generation.
-        """
+        """Async :meth:`cancel_job` (``request_id``: the generation)."""
         return await self._acall("POST", _job_path(request_id, "/cancel"), kind="cancel",
                                  request_id=request_id, parse=self._parser(request_id))
 
@@ -450,41 +364,11 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     async def _afetch_models(self, parse: Callable[[Any], T]) -> T:
         return await self._acall("GET", MODELS_PATH, kind="catalogue", parse=parse)
 
-    # -- connection test -----------------------------------------------------------------------------------
-
     def test_connection(self) -> tuple[bool, str]:
-        """Check the base URL and API key without creating a job or spending credits.
+        """Check the base URL and API key without creating a job or spending credits (how: :mod:`._probe`)."""
+        from airflow_provider_seedance.hooks._probe import probe_connection
 
-        How it decides: it asks for the status of a made-up request id (one GET, no retries). The API checks
-        the key before it looks the id up, so **404** means the key was accepted (success), **401/403** means
-        the key was rejected, a connection failure means the host cannot be reached, and anything else
-        (including a 2xx for an id that cannot exist, typical of a wrong host) is reported with its details.
-        """
-        try:
-            settings = self._get_settings()
-        except Exception as exc:
-            return False, str(exc)
-        probe = f"airflow-connection-test-{uuid.uuid4().hex}"
-        base = redact_url(settings.base_url)
-        try:
-            self._send("GET", _job_path(probe), None, probe, parse=lambda body: body)
-        except SeedanceNotFoundError:
-            return True, (
-                f"Connected to {base}: API key accepted (a made-up request id returned 404; "
-                "no job was created, no credits were spent)."
-            )
-        except SeedanceAuthError as exc:
-            return False, f"API key rejected by {base} (HTTP {exc.status_code}): {exc.message}"
-        except SeedanceTransportError as exc:
-            return False, f"cannot reach {base}: {exc}"
-        except SeedanceError as exc:
-            return False, f"Unexpected answer from {base}: {exc}"
-        return False, (
-            f"Unexpected answer from {base}: a made-up request id was found (HTTP 2xx). "
-            "Is the host the Seedance API?"
-        )
-
-    # -- lifecycle -----------------------------------------------------------------------------------------
+        return probe_connection(self, lambda rid: self._send("GET", _job_path(rid), None, rid, parse=lambda b: b))
 
     def close(self) -> None:
         """Close the sync session. In async code use :meth:`aclose` (it releases the shared session)."""

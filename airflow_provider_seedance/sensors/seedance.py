@@ -30,7 +30,7 @@ from airflow_provider_seedance._numbers import positive_seconds
 from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
 from airflow_provider_seedance.errors import SeedanceError
 from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
-from airflow_provider_seedance.models import JobResult, JobStatus
+from airflow_provider_seedance.models import REQUEST_ID_RULE, JobResult, JobStatus, is_valid_request_id
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, PollSchedule
 from airflow_provider_seedance.waiting import EVENT_COMPLETED, EVENT_TIMEOUT, JobEvent, JobWait, Verdict
 
@@ -87,9 +87,10 @@ class SeedanceJobSensor(BaseSensorOperator):
 
     def _request_id(self) -> str:
         rid = self.request_id.strip() if isinstance(self.request_id, str) else ""
-        if not rid:
+        if not is_valid_request_id(rid):
             raise AirflowFailException(
-                f"SeedanceJobSensor needs a request id; the template rendered {self.request_id!r}"
+                f"SeedanceJobSensor needs a request id ({REQUEST_ID_RULE}); the template rendered "
+                f"{redact_text(repr(self.request_id)[:200])}"
             )
         return rid
 

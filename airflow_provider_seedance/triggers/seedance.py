@@ -19,6 +19,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance._redact import url_secrets
 from airflow_provider_seedance.errors import SeedanceConflictError, SeedanceError
+from airflow_provider_seedance.models import check_request_id
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, PollSchedule
 from airflow_provider_seedance.waiting import (
     CANCEL_BUDGET,
@@ -88,9 +89,7 @@ class SeedanceJobTrigger(BaseTrigger):
         owns_job: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(request_id, str) or not request_id.strip():
-            raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
-        self.request_id = request_id
+        self.request_id = check_request_id(request_id)
         self.seedance_conn_id = seedance_conn_id
         self.deadline = parse_deadline(deadline)
         self.started_at = float(started_at) if started_at is not None else time.time()

@@ -73,7 +73,7 @@ def test_a_model_the_catalogue_lists_is_validated_against_its_entry_and_sent(
 
     async def async_flow() -> tuple[Any, ...]:
         try:
-            return (await hook.avalidate_request(request), await hook.aestimate_credits(request),
+            return (await hook.avalidate_request(request), hook.estimate_credits(request),
                     await hook.asubmit(request))
         finally:
             await hook.aclose()
@@ -148,7 +148,6 @@ def test_unreachable_catalogue_host(monkeypatch: pytest.MonkeyPatch, make_hook: 
     request = GenerationRequest(prompt="p", model="seedance-1.5-pro", duration=10, resolution="1080p")
     assert hook.validate_request(request).model_id == "seedance-1.5-pro"
     assert hook.estimate_credits(request) == request.estimate_credits()
-    assert asyncio.run(hook.aestimate_credits(request)) == request.estimate_credits()
     with pytest.raises(SeedanceUnknownModelError, match="unreachable"):
         hook.validate_request(GenerationRequest(prompt="p", model="seedance-3.0"))
 

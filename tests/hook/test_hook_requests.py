@@ -240,13 +240,16 @@ def test_success_false_on_2xx_is_an_api_error(
     assert len(server.seen) == 1  # a clear refusal: not retried, not ambiguous
 
 
-def test_request_ids_are_path_escaped(emu: EmulatorHandle, hook: SeedanceHook) -> None:
-    with pytest.raises(SeedanceNotFoundError):
-        hook.get_job("../models")
-    # Escaped as one path segment: the server saw a status request, not a walk to another endpoint.
-    [logged] = emu.admin.requests()
-    assert logged["endpoint"] == "status"
-    assert logged["path"].endswith("/generations/../models")
+@pytest.mark.parametrize("request_id", ["../models", "a/b", "a\\b", "..", " ", "req 1", "x" * 129])
+def test_an_unsafe_request_id_is_refused_before_any_request(
+    emu: EmulatorHandle, hook: SeedanceHook, request_id: str
+) -> None:
+    # Never sent, not even escaped: an id also names files and log lines (issue 23 #6).
+    with pytest.raises(SeedanceValidationError, match="request_id"):
+        hook.get_job(request_id)
+    with pytest.raises(SeedanceValidationError, match="request_id"):
+        hook.cancel_job(request_id)
+    assert emu.admin.requests() == []
 
 
 def test_async_submit_get_cancel(emu: EmulatorHandle, hook: SeedanceHook) -> None:
