@@ -7,6 +7,7 @@ at the top (it runs too, only later); one under ``if TYPE_CHECKING:`` does not (
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -112,9 +113,17 @@ def test_hook_lineage_is_a_leaf() -> None:
     assert used <= {"lineage", "_redact"}, sorted(used)
 
 
-def test_triggers_use_the_hook_and_the_pure_core_only() -> None:
+def test_triggers_use_the_hook_the_wait_and_the_pure_core_only() -> None:
     for path, used in _rooms_used("triggers").items():
-        assert used <= {"hooks", *PURE_CORE}, f"{path} imports {sorted(used)}"
+        assert used <= {"hooks", "waiting", *PURE_CORE}, f"{path} imports {sorted(used)}"
+
+
+def test_the_wait_uses_the_pure_core_only() -> None:
+    # One decision for every mode: it must not depend on a mode (trigger, operator, sensor) or a client.
+    used = {_room(m) for m in _imports(PACKAGE / "waiting.py")} - {""}
+    assert used <= set(PURE_CORE), sorted(used)
+    text = (PACKAGE / "waiting.py").read_text(encoding="utf-8")
+    assert not re.search(r"^\s*(from|import) (airflow|aiohttp|requests)\b", text, re.M)
 
 
 def test_every_file_the_rooms_list_names_exists() -> None:
