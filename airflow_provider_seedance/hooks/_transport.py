@@ -11,7 +11,6 @@ http provider cannot do for us (a cap on the body size): ``docs/architecture.rst
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -22,6 +21,7 @@ from airflow.providers.http.exceptions import HttpErrorException
 from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 from requests.auth import AuthBase
 
+from airflow_provider_seedance._sync_deadline import CallDeadlineExceeded, call_deadline
 from airflow_provider_seedance.errors import SeedanceError, SeedanceResponseError
 from airflow_provider_seedance.hooks._connection import ConnectionSettings
 from airflow_provider_seedance.hooks._http import (
@@ -70,21 +70,17 @@ class BearerAuth(AuthBase):
         return "BearerAuth(***)"
 
 
-def read_capped(response: requests.Response, limit: float) -> bytes:
-    """The body of a streamed requests answer, at most MAX_RESPONSE_BYTES, within ``limit`` seconds.
+def read_capped(response: requests.Response) -> bytes:
+    """The body of a streamed requests answer, at most MAX_RESPONSE_BYTES (the call's deadline bounds the time).
 
     :param response: a response sent with ``stream=True``.
-    :param limit: seconds the whole body may take (requests' own timeout bounds each read, not the answer).
     """
-    deadline = time.monotonic() + limit
     body = bytearray()
     # read1: what has arrived (up to 64 KiB), decoded; iter_content would wait for a full 64 KiB.
     while chunk := response.raw.read1(_CHUNK, decode_content=True):
         body += chunk
         if len(body) > MAX_RESPONSE_BYTES:
             raise _too_large()
-        if time.monotonic() > deadline:
-            raise requests.exceptions.ReadTimeout(f"the answer took longer than {limit:g} s to arrive")
     return bytes(body)
 
 
@@ -162,17 +158,22 @@ def exchange(hook: HttpHook, settings: ConnectionSettings, method: str, path: st
     """
     hook.method = method  # HttpHook.run sends with the hook's method (as dbt-cloud's hook does)
     error: SeedanceError | None = None
-    try:
-        response = hook.run(path, json=body, extra_options={
-            "timeout": settings.timeout, "allow_redirects": False, "check_response": False})
-        with response:
-            status, headers = response.status_code, response.headers
-            # A 408's connection is being dropped by the server: closed unread, so it is not pooled again.
-            raw = b"" if status == 408 else read_capped(response, settings.timeout)
-    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # read1 raises urllib3's own
-        # Raised outside the except block: the client's exception (which may quote what a server echoed, the
-        # Authorization header included) must not ride along as __context__ or __cause__.
-        error = transport_error_from_requests(exc, f"{method} {path}", settings)
+    # One deadline for the whole call: requests' timeout bounds each socket read, so a server dripping its
+    # headers or body would otherwise hold the worker past any timeout (the hook's session mounts a
+    # DeadlineAdapter, whose connections this deadline shuts down).
+    with call_deadline(settings.timeout) as deadline:
+        try:
+            response = hook.run(path, json=body, extra_options={
+                "timeout": settings.timeout, "allow_redirects": False, "check_response": False})
+            with response:
+                status, headers = response.status_code, response.headers
+                # A 408's connection is being dropped by the server: closed unread, so it is not pooled again.
+                raw = b"" if status == 408 else read_capped(response)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # read1 raises urllib3's own
+            late = CallDeadlineExceeded(f"no whole answer within {settings.timeout:g} s") if deadline.expired else None
+            # Raised outside the except block: the client's exception (which may quote what a server echoed,
+            # the Authorization header included) must not ride along as __context__ or __cause__.
+            error = transport_error_from_requests(late or exc, f"{method} {path}", settings)
     if error is not None:
         raise error
     return status, headers, raw

@@ -19,6 +19,7 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 
 from airflow_provider_seedance._redact import redact_url
+from airflow_provider_seedance._sync_deadline import DeadlineAdapter
 from airflow_provider_seedance.errors import (
     SeedanceAmbiguousSubmitError,
     SeedanceError,
@@ -197,8 +198,10 @@ class SeedanceHook(CatalogueMixin, HttpHook):
             session.verify = settings.requests_verify
             session.proxies = settings.proxy_mapping
             session.stream = True  # the body is read here, capped (read_capped)
+            # HttpHook's keep-alive adapter, whose connections the call's deadline can shut (_sync_deadline).
+            adapter = self.adapter or DeadlineAdapter(idle=120, count=20, interval=30)
             for scheme in ("http://", "https://"):
-                session.mount(scheme, self.adapter or requests.adapters.HTTPAdapter())
+                session.mount(scheme, adapter)
             self._session = session
         return self._session
 

@@ -112,6 +112,55 @@ def test_a_dripped_body_is_cut_off_by_the_timeout(
     assert len(server.requests) == 1
 
 
+def _dripped_headers(sent: list[int], stop: threading.Event) -> tuple[Callable[[Request], Reply], int]:
+    """A server answering with its status line and headers dripped a byte every 50 ms (a slow loris before the
+    body): requests' timeout bounds each read, so only a deadline for the whole call ends it."""
+    head = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 400 + b"\r\nContent-Type: application/json\r\n"
+
+    def handler(request: Request) -> Reply:
+        def write(sock: socket.socket) -> None:
+            for byte in head:
+                if stop.is_set():
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return
+                sent.append(1)
+                time.sleep(0.05)
+
+        return Reply(write, close=True)
+
+    return handler, len(head)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("call_kind", ["status", "submit"])
+def test_dripped_headers_cannot_outlive_the_timeout(
+    hostile: Callable[..., ScriptedServer], make_hook: Callable[..., SeedanceHook], mode: str, call_kind: str,
+) -> None:
+    # Issue 23 #3: the sync hook was still blocked after 20 s with a 2 s timeout. The call now ends at its
+    # deadline, long before the drip would: judged by how much of the drip was sent, not by the clock.
+    sent: list[int] = []
+    stop = threading.Event()
+    handler, total = _dripped_headers(sent, stop)
+    server = hostile(handler)
+    hook = make_hook("hostile", timeout=0.5, max_retries=0)
+    expected = SeedanceAmbiguousSubmitError if call_kind == "submit" else SeedanceTransportError
+    if call_kind == "submit":
+        sync, asynchronous = (lambda: hook.submit(REQUEST)), (lambda: hook.asubmit(REQUEST))
+    else:
+        sync, asynchronous = (lambda: hook.get_job("req_1")), (lambda: hook.aget_job("req_1"))
+    try:
+        with pytest.raises(expected):
+            call(hook, mode, sync, asynchronous)
+        cut_at = len(sent)
+    finally:
+        stop.set()
+    assert cut_at < total / 2  # the drip was cut off early
+    assert len(server.requests) == 1  # one attempt; a submit never re-sent
+
+
 # -- redirects and garbage ----------------------------------------------------------------------------------
 
 
