@@ -56,16 +56,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_seedance.errors import SeedanceError
+from airflow_provider_seedance.errors import SeedanceError, SeedanceValidationError
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_seedance.models import GenerationRequest
+
 __all__ = [
     "SPEND_XCOM_KEY",
+    "CreditGuard",
     "RunBudget",
     "SeedanceBudgetExceededError",
     "SpendRecord",
+    "credit_setting",
     "seedance_run_spend",
     "spend_task_ids",
 ]
@@ -294,6 +298,78 @@ class RunBudget:
     def release(self) -> None:
         """Withdraw the reservation: the submit certainly created no job."""
         self._push(replace(self.record, state=RELEASED, charged=None, request_id=None))
+
+
+def credit_setting(name: str, value: Any) -> int | None:
+    """A credit setting (``max_credits``, ``run_budget_credits``: an int >= 0 or digits) as an int; None when unset.
+
+    :param name: the parameter, for the error (a :class:`SeedanceValidationError` naming it).
+    :param value: the given (or rendered) value.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 18:
+        return int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise SeedanceValidationError(name, value, "a whole number of credits >= 0, or None")
+
+
+def _priced_as(request: GenerationRequest) -> str:
+    # Duration and resolution as the estimate priced them (an omitted one at the vendor's default).
+    from airflow_provider_seedance.catalogue import DEFAULT_DURATION, DEFAULT_RESOLUTION
+
+    duration = f"{request.duration} s" if request.duration is not None else f"{DEFAULT_DURATION} s (default)"
+    resolution = request.resolution if request.resolution is not None else f"{DEFAULT_RESOLUTION} (default)"
+    return f"duration {duration}, resolution {resolution}"
+
+
+class CreditGuard:
+    """The operator's credit checks for one try: ``max_credits``, then the run budget (reserve, charge, release).
+
+    Parameters: the task's context, the operator's ``max_credits`` and ``run_budget_credits`` and its logger.
+    """
+
+    def __init__(self, context: Context, *, max_credits: Any, run_budget_credits: Any, log: Any) -> None:
+        self.max_credits = credit_setting("max_credits", max_credits)
+        self.log = log
+        self.estimate: int | None = None
+        self.budget = RunBudget(context, credit_setting("run_budget_credits", run_budget_credits), log=log)
+
+    def reserve(self, request: GenerationRequest, estimate: int | None, *, earlier_credits: int) -> None:
+        """Check ``max_credits``, then hold ``estimate`` against the run budget (refused: SeedanceBudgetExceededError).
+
+        :param request: the generation about to be submitted.
+        :param estimate: its expected charge (None: unknown).
+        :param earlier_credits: what this task instance already spent in the run.
+        """
+        self.estimate, limit = estimate, self.max_credits
+        if limit is not None and estimate is None:
+            raise SeedanceBudgetExceededError(
+                f"max_credits={limit} is set but the price of model {request.model!r} cannot be estimated "
+                "(no catalogue pricing and not in the bundled table); nothing was submitted")
+        if limit is not None and estimate is not None and estimate > limit:
+            raise SeedanceBudgetExceededError(f"Estimated cost {estimate} credits exceeds max_credits={limit} "
+                                              f"(model {request.model}, {_priced_as(request)}); nothing was submitted")
+        kind = "text" if request.is_text_to_video else "image"
+        describe = f"model {request.model}, {_priced_as(request)}, {kind}-to-video"
+        self.budget.reserve(estimate, earlier_credits=earlier_credits, describe=describe)
+
+    def charge(self, request_id: str, charged: int | None, *, earlier_credits: int) -> None:
+        """Job ``request_id`` exists: its charge (``creditsCharged``, None if unknown) replaces the reservation,
+        with what this task instance spent on earlier generations (a charge above a limit or the estimate is logged).
+        """
+        self.budget.charge(request_id, charged, self.estimate, earlier_credits=earlier_credits)
+        if charged is not None and self.max_credits is not None and charged > self.max_credits:
+            self.log.warning("Seedance charged %s credits, more than max_credits=%s (the estimate was lower)",
+                             charged, self.max_credits)
+        if charged is not None and self.estimate is not None and charged > self.estimate:
+            self.log.warning("Seedance charged %s credits, more than the %s estimated: budgets may be overshot "
+                             "by the difference (set the connection's price_table)", charged, self.estimate)
+
+    def release(self) -> None:
+        """The submit certainly created no job: withdraw the reservation."""
+        self.budget.release()
 
 
 def seedance_run_spend(context: Context | None = None) -> dict[str, Any]:

@@ -6,6 +6,10 @@ digest of the request that made it (:meth:`~airflow_provider_seedance.models.Gen
 so a retry resumes only the *same* request: an edited prompt or a changed template submits anew.
 A record written before the digest existed has none and resumes as it always did.
 
+Before the POST an *intent* record is written (no request id, ``sending``): a try that never reads the
+submit's answer (an unreadable body, a timeout, a killed worker) leaves it behind, and a later try then
+refuses to POST again, since the job may exist (``docs/architecture.rst``, "never pay twice").
+
 - Airflow >= 3.3: ``context["task_state_store"]`` (the Task SDK's store, the one ``ResumableJobMixin``
   uses). The record is kept after success, marked ``delivered``, for observability.
 - Older Airflow 3: an Airflow Variable named after the task instance (Variables are readable and
@@ -46,7 +50,7 @@ _MAX_VARIABLE_KEY = 250  # Airflow's ID_LEN for Variable keys
 class JobRecord:
     """What a later try needs to know about the job an earlier try submitted.
 
-    :param request_id: the generation.
+    :param request_id: the generation; None in an intent record (the POST's answer was not read yet).
     :param started_at: epoch seconds it was submitted.
     :param deadline: absolute deadline in epoch seconds (None = wait indefinitely).
     :param credits_charged: what the submit response said it cost.
@@ -55,15 +59,22 @@ class JobRecord:
         after they failed, or before a clear), so the run's spend keeps counting them.
     :param request_digest: :meth:`GenerationRequest.digest` of the submitted request; None in records
         written by versions before it existed (such a job is resumed whatever the request is now).
+    :param sending: an intent record: the POST was (about to be) sent and its answer never read.
     """
 
-    request_id: str
+    request_id: str | None
     started_at: float
     deadline: float | None = None
     credits_charged: int | None = None
     delivered: bool = False
     earlier_credits: int = 0
     request_digest: str | None = None
+    sending: bool = False
+
+    @property
+    def is_ambiguous(self) -> bool:
+        """A submit whose answer was never read: its job may exist, with an id nobody knows."""
+        return self.sending and self.request_id is None
 
     @property
     def credits_total(self) -> int:
@@ -93,6 +104,7 @@ class JobRecord:
             "delivered": self.delivered,
             "earlier_credits": self.earlier_credits,
             "request_digest": self.request_digest,
+            "sending": self.sending,
         }
 
     @classmethod
@@ -104,7 +116,9 @@ class JobRecord:
         if not isinstance(data, Mapping):
             return None
         request_id = data.get("request_id")
-        if not isinstance(request_id, str) or not request_id:
+        sending = data.get("sending") is True
+        # No request id is a record only when written as one (an intent, or one withdrawn after a refusal).
+        if not (isinstance(request_id, str) and request_id) and not (request_id is None and "sending" in data):
             return None
         started_at = _number(data.get("started_at"))
         credits = data.get("credits_charged")
@@ -118,6 +132,7 @@ class JobRecord:
             delivered=data.get("delivered") is True,
             earlier_credits=earlier if isinstance(earlier, int) and not isinstance(earlier, bool) else 0,
             request_digest=digest if isinstance(digest, str) and digest else None,
+            sending=sending,
         )
 
 

@@ -1,8 +1,8 @@
-"""SeedancePersistVideoOperator: save a finished video to object storage (sensor / fire-and-forget path).
+"""Saving a finished video: SeedancePersistVideoOperator (sensor / fire-and-forget path), and the same work for
+``SeedanceGenerateOperator(persist_to=...)`` (:func:`check_persist_to` before anything is paid for,
+:func:`persist_generated_video` once the job succeeded).
 
-When ``SeedanceGenerateOperator`` waits for the job itself, its ``persist_to`` option does the same
-work. Use this operator after a :class:`SeedanceJobSensor`, or after any task whose XCom holds an
-output URL.
+Use the operator after a :class:`SeedanceJobSensor`, or after any task whose XCom holds an output URL.
 """
 
 from __future__ import annotations
@@ -12,21 +12,76 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_seedance.errors import SeedanceValidationError
 from airflow_provider_seedance.persist import (
     DEFAULT_ALLOWED_CONTENT_TYPES,
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
     VIDEO_URI_XCOM_KEY,
+    SeedancePersistError,
     annotate_video_outlets,
+    destination_problem,
     persist_video,
 )
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-__all__ = ["VIDEO_URI_XCOM_KEY", "SeedancePersistVideoOperator"]
+    from airflow_provider_seedance.models import JobResult
 
+__all__ = ["VIDEO_URI_XCOM_KEY", "SeedancePersistVideoOperator", "check_persist_to", "persist_generated_video"]
+
+
+def check_persist_to(persist_to: str) -> None:
+    """Refuse a ``persist_to`` that cannot take the video, before anything is paid for.
+
+    Not a directory (no trailing ``/``; locally, not an existing directory), and, on the local file system, a
+    path whose nearest existing directory the worker can create files in. Object stores (``s3://``...) get only
+    the trailing-slash check: more would need their credentials and a request.
+
+    :param persist_to: the operator's ``persist_to``.
+    """
+    problem = destination_problem(persist_to, check_writable=True)
+    if problem is not None:
+        why, example = problem
+        raise SeedanceValidationError(
+            "persist_to", persist_to,
+            f"a file path (URI such as s3://bucket/videos/clip.mp4, or a local path) the worker can "
+            f"write, e.g. {example!r}; this one fails because {why}. Nothing was submitted",
+        )
+
+
+def persist_generated_video(context: Any, result: JobResult, persist_to: str, *, conn_id: str | None,
+                            max_bytes: int | None, resumable: bool, outlets: Any, log: Any) -> str:
+    """Save a succeeded generation's video to ``persist_to``; return the stored URI (also XCom ``video_uri``).
+
+    :param context: the task's context.
+    :param result: the succeeded job (``output_url`` set).
+    :param persist_to: where to save it.
+    :param conn_id: the store's connection, if not in the URI.
+    :param max_bytes: refuse bodies larger than this (None: the default).
+    :param resumable: whether a retry finds the job again (said in the error when saving fails).
+    :param outlets: the task's outlets (each Asset's event gets the URI).
+    :param log: the operator's logger.
+    """
+    try:
+        uri = persist_video(result.output_url or "", persist_to, conn_id=conn_id or None, field="persist_to",
+                            max_bytes=max_bytes if max_bytes is not None else DEFAULT_MAX_BYTES)
+    except SeedancePersistError as exc:
+        # The job is not marked delivered yet (that happens after this returns): a retry finds it.
+        retry = ("a retry of this task saves the same video again without paying for a new generation "
+                 "(while the vendor's output URL is still valid)" if resumable else
+                 "with resumable=False a retry submits (and pays for) a new generation")
+        raise SeedancePersistError(
+            f"Seedance generation {result.request_id} succeeded, but saving its video to persist_to="
+            f"{persist_to!r} failed: {str(exc).rstrip('.')}. Fix persist_to (or the store it points at); {retry}",
+            reason=exc.reason,
+        ) from exc
+    log.info("Saved the video of %s to %s", result.request_id, uri)
+    context["ti"].xcom_push(key=VIDEO_URI_XCOM_KEY, value=uri)
+    annotate_video_outlets(context, outlets, uri, result.request_id)
+    return uri
 
 
 class SeedancePersistVideoOperator(BaseOperator):

@@ -23,11 +23,11 @@ from airflow.providers.common.compat.sdk import (
     BaseSensorOperator,
     PokeReturnValue,
     conf,
-    mask_secret,
 )
 
+from airflow_provider_seedance._masking import mask_url_secrets
 from airflow_provider_seedance._numbers import positive_seconds
-from airflow_provider_seedance._redact import redact_text, redact_url, url_secrets
+from airflow_provider_seedance._redact import redact_text, redact_url
 from airflow_provider_seedance.errors import SeedanceError
 from airflow_provider_seedance.links.seedance import OUTPUT_URL_XCOM_KEY, SeedanceVideoLink
 from airflow_provider_seedance.models import REQUEST_ID_RULE, JobResult, JobStatus, is_valid_request_id
@@ -119,8 +119,7 @@ class SeedanceJobSensor(BaseSensorOperator):
     def _finish(self, context: Context, result: JobResult) -> str:
         self._lineage_job = result
         if result.status is JobStatus.SUCCEEDED and result.output_url:
-            for secret in url_secrets(result.output_url):  # a signed output URL is a credential too
-                mask_secret(secret)
+            mask_url_secrets(result.output_url)  # a signed output URL is a credential too
             context["ti"].xcom_push(key=OUTPUT_URL_XCOM_KEY, value=result.output_url)
             self.seedance_output_url = result.output_url
             self.log.info("Seedance generation %s succeeded: %s", result.request_id, redact_url(result.output_url))

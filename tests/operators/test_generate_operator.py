@@ -214,11 +214,14 @@ def test_on_kill_cancels_the_job_the_worker_waits_for(emu: EmulatorHandle, conte
 
 def test_a_job_that_cannot_be_recorded_is_cancelled(emu: EmulatorHandle, context: dict[str, Any]) -> None:
     class BrokenStore:
+        """Takes the intent record written before the POST, then fails: the request id cannot be recorded."""
+
         def get(self, key: str, default: Any = None) -> Any:
             return default
 
         def set(self, key: str, value: Any, **kwargs: Any) -> None:
-            raise ConnectionError("state store unreachable")
+            if value.get("request_id"):
+                raise ConnectionError("state store unreachable")
 
     emu.admin.set_next_jobs(never_finishes=True)
     context["task_state_store"] = BrokenStore()
@@ -226,6 +229,22 @@ def test_a_job_that_cannot_be_recorded_is_cancelled(emu: EmulatorHandle, context
         _op().execute(context)
     (job,) = emu.admin.jobs()
     assert job["status"] == "cancelled"  # a retry could not find it: it must not run on, unpaid-for twice
+
+
+def test_a_store_that_cannot_take_the_intent_record_stops_the_task_before_the_post(
+    emu: EmulatorHandle, context: dict[str, Any]
+) -> None:
+    class BrokenStore:
+        def get(self, key: str, default: Any = None) -> Any:
+            return default
+
+        def set(self, key: str, value: Any, **kwargs: Any) -> None:
+            raise ConnectionError("state store unreachable")
+
+    context["task_state_store"] = BrokenStore()
+    with pytest.raises(ConnectionError):
+        _op().execute(context)
+    assert emu.admin.jobs() == []  # nothing paid for: a job nobody could find again is never created
 
 
 def test_on_kill_with_nothing_in_flight_does_nothing(emu: EmulatorHandle) -> None:
@@ -399,7 +418,7 @@ def test_templated_fields_cover_every_api_field_and_no_secret() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"poll_interval": 0}, "poll interval"),
+        ({"poll_interval": 0}, "poll_interval must be a number of seconds > 0"),
         ({"poll_interval": 10, "max_poll_interval": 1}, "max poll interval"),
         ({"timeout": -5}, "timeout"),
         ({"timeout": 0}, "timeout"),

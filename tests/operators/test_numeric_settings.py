@@ -28,10 +28,31 @@ def test_a_poll_interval_of_the_wrong_type_names_itself_and_its_range(name: str,
         _op(**{name: value})
 
 
-@pytest.mark.parametrize("value", ["1h", "60", True, [60]], ids=repr)
+@pytest.mark.parametrize("value", ["1h", True, [60], 0, -5, float("nan"), float("inf"), "nan"], ids=repr)
 def test_a_timeout_of_the_wrong_type_names_itself_and_its_range(value: Any) -> None:
-    with pytest.raises(ValueError, match=r"^timeout must be a positive number of seconds or a timedelta"):
+    with pytest.raises(ValueError, match=r"^timeout must be a number of seconds > 0 \(e\.g\. 5 or 2\.5\), got .*"
+                                         r"\(a timedelta works too\)$"):
         _op(timeout=value)
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "nan", "-inf"], ids=repr)
+def test_one_seconds_validator_checks_the_range_too(value: Any) -> None:
+    # The sensor's max_poll_interval once went through a validator that said "> 0" but checked only the type:
+    # nan passed (max(nan, poke_interval) is nan) and reached the poll schedule.
+    from airflow_provider_seedance.sensors.seedance import SeedanceJobSensor
+
+    with pytest.raises(ValueError, match=r"^max_poll_interval must be a number of seconds > 0"):
+        SeedanceJobSensor(task_id="wait", request_id="req_1", max_poll_interval=value)
+    with pytest.raises(ValueError, match=r"^poll_interval must be a number of seconds > 0"):
+        _op(poll_interval=value)
+
+
+def test_a_timeout_may_be_a_timedelta_a_number_or_none() -> None:
+    from datetime import timedelta
+
+    assert _op(timeout=timedelta(minutes=2)).timeout == 120.0
+    assert _op(timeout="60").timeout == 60.0
+    assert _op(timeout=None).timeout is None
 
 
 @pytest.mark.parametrize("name", ["max_credits", "run_budget_credits"])

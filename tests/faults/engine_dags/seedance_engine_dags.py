@@ -42,7 +42,8 @@ class _KillAfterSave(JobStateStore):
 
     def save(self, record: JobRecord) -> None:
         self.inner.save(record)
-        os.kill(os.getpid(), signal.SIGKILL)
+        if record.request_id is not None:  # not the intent record written before the POST
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class KillAfterSaveOperator(SeedanceGenerateOperator):
