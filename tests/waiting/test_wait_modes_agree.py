@@ -47,7 +47,7 @@ LOG = logging.getLogger(__name__)
 CONN_ID = "seedance_wait_modes"
 POLL = 0.05
 #: A transient failure that lasts for ever ends at this deadline; every other case has ample time.
-SHORT_DEADLINE = 0.6
+SHORT_DEADLINE = 1.0
 LONG_DEADLINE = 20.0
 #: How many status checks a passing fault spoils: enough that the wait must sit it out more than once.
 SPOILED = 3
