@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,6 +32,44 @@ pytest_plugins = ["airflow_provider_seedance.emulator.pytest_plugin"]
 def emu(seedance_default_connection: EmulatorHandle) -> EmulatorHandle:
     """Short name used across the suite: the reset emulator, set as ``seedance_default``."""
     return seedance_default_connection
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def _needs_no_dns(host: object) -> bool:
+    """A loopback name, or an address literal in any form the C library reads without asking DNS."""
+    if host is None or host in ("", b""):
+        return True
+    name = (host.decode() if isinstance(host, bytes) else str(host)).strip("[]").rstrip(".").lower()
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.split("%")[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(name)  # legacy numeric forms: 127.1, 2130706433, 0x7f.0.0.1
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def no_dns_query_leaves_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test traffic stays on loopback: a host name that is not loopback (``seedance.invalid``,
+    ``api.example.com``) fails to resolve here, as it would offline, instead of sending a DNS query to the
+    machine's resolver. Address literals resolve as usual (no query). Tests that need a name to resolve install
+    their own resolver on top of this one."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _needs_no_dns(host):
+            raise socket.gaierror(socket.EAI_NONAME, f"{host!r} not resolved: the test suite sends no DNS query")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(scope="session")
