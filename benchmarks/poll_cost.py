@@ -7,10 +7,10 @@ time, through:
   aiohttp-based client pays;
 - ``HttpAsyncHook.run (shared session)``: the http provider's own request path on one shared session
   (its ``AsyncHttpSession``, tenacity loop and config merge per call);
-- ``SeedanceHook.aget_job``: our hook without retries (the connection resolved once through
-  ``HttpAsyncHook``, sent through the loop's shared aiohttp session, parsed into a ``JobResult``);
-- ``trigger poll step``: ``aget_job`` as ``SeedanceJobTrigger`` calls it (its retry policy, through
-  tenacity, and the time limit it passes on each poll);
+- ``SeedanceHook.aget_job``: our hook without retries (the connection resolved once, sent through
+  ``HttpAsyncHook.run`` on the loop's shared aiohttp session, parsed into a ``JobResult``);
+- ``trigger poll step``: ``aget_job`` as ``watch_job`` calls it (the poll policy, ``POLICIES["poll"]``,
+  through tenacity, and the time limit it passes on each poll);
 - ``HttpAsyncHook, new session``: the baseline's poll (new ``ClientSession`` + TCP connection per call).
 
 Process CPU time per request of the client process only. Standalone: ``python benchmarks/poll_cost.py``.
@@ -56,13 +56,13 @@ async def _measure(base_url: str, api_key: str, ids: list[str], requests: int, c
     import aiohttp
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
+    from airflow_provider_seedance.hooks._retry import POLICIES
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
-    from airflow_provider_seedance.triggers.seedance import POLL_RETRY_POLICY
 
     headers = {"Authorization": f"Bearer {api_key}"}
     session = aiohttp.ClientSession()
     hook = SeedanceHook(max_retries=0)
-    trigger_hook = SeedanceHook(retry_policy=POLL_RETRY_POLICY)
+    trigger_hook = SeedanceHook(retry_policy=POLICIES["poll"])
     http_hook = HttpAsyncHook(method="GET", http_conn_id="http_seedance", retry_limit=1)
     shared_for_http = aiohttp.ClientSession()
 

@@ -40,16 +40,20 @@ def _pool_size() -> int:
     return int(inspect.signature(aiohttp.TCPConnector.__init__).parameters["limit"].default)
 
 
-def run(quick: bool, sizes: list[int] | None) -> dict[str, Any]:
+def run(quick: bool, sizes: list[int] | None, before: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run the suite; return the results document.
 
     :param quick: fewer and smaller runs.
     :param sizes: N values (default 100, 1,000 and, unless quick, 10,000).
+    :param before: older checkouts the TLS-context and stall benchmarks also run against (before/after).
     """
     import gc_pause
+    import hostile_stall
     import import_overhead
     import poll_cost
     import poll_path
+    import poll_peer
+    import tls_contexts
     import triggerer_scale
 
     started = time.time()
@@ -61,6 +65,13 @@ def run(quick: bool, sizes: list[int] | None) -> dict[str, Any]:
     costs = poll_cost.measure_poll_costs(requests=1500 if quick else 3000, rounds=2 if quick else 3)
     _log("the poll path's size ...")
     path = poll_path.measure_poll_path()
+    _log("CPU per poll beside the peer (HttpAsyncHook.run on a shared session), cold and warm ...")
+    peer = poll_peer.measure_poll_peer(n=200 if quick else 1000, warm=2000 if quick else 5000,
+                                       rounds=1 if quick else 3, log=_log)
+    _log("TLS contexts built when waits start at once ...")
+    tls = tls_contexts.measure_tls_contexts(n=200 if quick else 1000, trees=[None, *before])
+    _log("event-loop stall per hostile 4 MiB answer ...")
+    stalls = hostile_stall.measure_stalls([None, *before])
     sizes = sizes or ([100, 1000] if quick else [100, 1000, 2500, 10_000])
     _log("full garbage-collection pause against waits in flight ...")
     gc_pauses = gc_pause.measure_gc_pauses((1000, 2500) if quick else (1000, 2500, 5000, 10_000))
@@ -90,6 +101,9 @@ def run(quick: bool, sizes: list[int] | None) -> dict[str, Any]:
         "imports": imports,
         "poll_cost": costs,
         "poll_path": path,
+        "poll_peer": peer,
+        "tls_contexts": tls,
+        "hostile_stall": stalls,
         "gc_pauses": gc_pauses,
         "scale": scale,
     }
@@ -107,6 +121,16 @@ def print_tables(results: dict[str, Any]) -> None:
     for table in tables:
         print()
         print(table.text())
+    import hostile_stall
+    import poll_peer
+    import tls_contexts
+
+    if results.get("poll_peer"):
+        poll_peer.print_summary(results["poll_peer"])
+    if results.get("tls_contexts"):
+        tls_contexts.print_rows(results["tls_contexts"])
+    if results.get("hostile_stall"):
+        hostile_stall.print_stalls(results["hostile_stall"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,23 +144,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=None, help="write the docs page here")
     parser.add_argument("--no-docs", action="store_true", help="do not write the docs page")
     parser.add_argument("--render", action="store_true", help="only re-render the docs page from results.json")
+    parser.add_argument("--before", action="append", default=[], metavar="DIR",
+                        help="an older checkout (git worktree) the TLS and stall benchmarks also run against")
     args = parser.parse_args(argv)
     isolate_airflow_home()
     if args.render:
         results = json.loads(RESULTS.read_text(encoding="utf-8"))
     else:
-        results = run(args.quick, args.n)
+        results = run(args.quick, args.n, tuple(args.before))
         if not args.quick or args.docs:
             RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print_tables(results)
     page = args.docs or (None if args.quick and not args.render else DOCS_PAGE)
     if page is not None and not args.no_docs:
         text = render_page(results, NOTES.read_text(encoding="utf-8"))
-        # The backfill section is make bench-backfill's (between its markers): keep it.
-        start, end = ".. backfill-results-start", ".. backfill-results-end"
+        # Sections written elsewhere (between their markers) are kept: the backfill section is make
+        # bench-backfill's; the issue 22/23 figures are added by hand from poll_peer, tls_contexts, hostile_stall.
         old = page.read_text(encoding="utf-8") if page.exists() else ""
-        if start in old and end in old:
-            text = text.rstrip("\n") + "\n\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+        for name in ("issue-22-23", "backfill"):
+            start, end = f".. {name}-results-start", f".. {name}-results-end"
+            if start in old and end in old:
+                text = text.rstrip("\n") + "\n\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
         page.write_text(text, encoding="utf-8")
         _log(f"wrote {page}")
     return 0
