@@ -33,6 +33,7 @@ def _task_log(output: str, task_id: str) -> str:
     return match.group(0)
 
 
+@pytest.mark.usefixtures("seedance_emulator")  # reset: an earlier test on this worker may have slowed its jobs
 def test_a_missing_pool_is_reported_under_dags_test(airflow_cli: AirflowCli) -> None:
     subprocess.run([AIRFLOW, "pools", "set", "seedance_it_pool", "2", "pool check", "--include-deferred"],
                    env=airflow_cli.env, capture_output=True, text=True, check=True, timeout=120)
