@@ -58,6 +58,17 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "", "none"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 class SeedanceBatchGenerateOperator(BaseOperator):
     """Generate one video per pending row of an asset table, keeping the vendor's slots full, in one task.
 
@@ -90,6 +101,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     :param shard_index: this task's shard (map it with ``expand``), ``0 <= shard_index < shard_count``.
     :param shard_count: how many tasks split the table (rows by a hash of the key).
     :param dry_run: only list what would be submitted (rows, credits, drain time); nothing is written or spent.
+        Templated (``"{{ params.dry_run }}"``: ``true``/``false`` strings are read as booleans).
     :param expected_job_seconds: a job's duration, for the dry run's drain time estimate.
     :param persist_concurrency: videos saved at once.
     :param persist_conn_id: connection of the destination store, when not in the URI.
@@ -98,7 +110,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     :param fail_on_row_errors: fail the task at the end when a row failed or became ambiguous.
     """
 
-    template_fields: Sequence[str] = ("table", "where", "max_credits")
+    template_fields: Sequence[str] = ("table", "where", "max_credits", "dry_run_only")
     ui_color = "#f2e8ff"
 
     def __init__(
@@ -124,7 +136,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         resubmit_statuses: Sequence[str] = (CANCELLED,),
         shard_index: int = 0,
         shard_count: int = 1,
-        dry_run: bool = False,
+        dry_run: bool | str = False,
         expected_job_seconds: float = 120.0,
         persist_concurrency: int = 4,
         persist_conn_id: str | None = None,
@@ -213,7 +225,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         mine = [r.key for r in ledger.candidates(statuses) if shard_of(r.key, self.shard_count) == self.shard_index]
         keys = mine[: self.max_rows] if self.max_rows is not None else mine
         cap = max(1, math.ceil(self._share(self.max_in_flight)))
-        if self.dry_run_only:
+        if _flag("dry_run", self.dry_run_only):
             rows = [r for r in ledger.candidates(statuses) if r.key in set(keys)]
             return self._dry_run([planner.plan(r) for r in rows], cap, max_credits)
         held = ledger.claim(keys, statuses)

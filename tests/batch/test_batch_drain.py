@@ -12,8 +12,11 @@ def test_fifty_rows_drain_once_each_and_a_rerun_sends_nothing(emu, table, tmp_pa
 
     summary = run_batch(max_in_flight=8, destination=str(tmp_path / "videos" / "{{ row.product_id }}.mp4"))
 
-    assert summary["succeeded"] == 50 and summary["failed"] == 0 and summary["ambiguous"] == 0
-    assert summary["submitted"] == 50 and summary["pending"] == 0
+    assert summary["succeeded"] == 50
+    assert summary["failed"] == 0
+    assert summary["ambiguous"] == 0
+    assert summary["submitted"] == 50
+    assert summary["pending"] == 0
     assert jobs_per_row(emu) == dict.fromkeys(keys, 1)  # no duplicates, no row left out
     rows = table.rows()
     jobs = {j["request"]["metadata"]["seedance_batch"]["key"]: j for j in emu.admin.jobs()}
@@ -29,7 +32,8 @@ def test_fifty_rows_drain_once_each_and_a_rerun_sends_nothing(emu, table, tmp_pa
 
     again = run_batch({"ti": TaskInstance(run_id="manual__2")})
 
-    assert again["rows"] == 0 and again["submitted"] == 0
+    assert again["rows"] == 0
+    assert again["submitted"] == 0
     assert submits(emu) == 50
 
 
@@ -39,10 +43,12 @@ def test_queue_mode_fills_the_window(emu, table):
 
     summary = run_batch(max_in_flight=10)
 
-    assert summary["succeeded"] == 30 and summary["refused_429"] == 0
+    assert summary["succeeded"] == 30
+    assert summary["refused_429"] == 0
     assert jobs_per_row(emu) == dict.fromkeys(keys, 1)
     stats = emu.admin.limit_stats()
-    assert stats["peak_running"] == 5 and stats["peak_waiting_for_slot"] >= 1  # the vendor's slots were kept full
+    assert stats["peak_running"] == 5
+    assert stats["peak_waiting_for_slot"] >= 1
 
 
 @pytest.mark.seedance_limits(max_concurrent_jobs=4, concurrency_mode="refuse")
@@ -51,7 +57,8 @@ def test_refuse_mode_discovers_the_limit_without_failing(emu, table):
 
     summary = run_batch(max_in_flight=16)
 
-    assert summary["succeeded"] == 30 and summary["failed"] == 0
+    assert summary["succeeded"] == 30
+    assert summary["failed"] == 0
     assert summary["refused_429"] >= 1  # it learnt the limit from the vendor's 429s...
     assert summary["window"] <= 5  # ...and kept its window near it (4, probing one more now and then)
     assert jobs_per_row(emu) == dict.fromkeys(keys, 1)
