@@ -5,10 +5,11 @@ Pure Python: no Airflow, no HTTP client. The hook, the trigger, the emulator and
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -17,6 +18,7 @@ from airflow_provider_seedance._redact import redact_text
 
 __all__ = [
     "SeedanceAPIError",
+    "ambiguous_if_sent",
     "SeedanceAmbiguousSubmitError",
     "SeedanceAuthError",
     "SeedanceConflictError",
@@ -377,3 +379,16 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     if isinstance(exc, (SeedanceServerError, SeedanceResponseError)):
         return idempotent
     return False
+
+
+@contextlib.contextmanager
+def ambiguous_if_sent() -> Iterator[None]:
+    """Around a submit's POST: a failure that may have created a job becomes
+    :class:`SeedanceAmbiguousSubmitError`, which is never re-sent; a refusal that created nothing passes as is."""
+    try:
+        yield
+    except SeedanceError as exc:
+        # Exactly the failures a GET may repeat but a POST may not: the request may have created a job.
+        if is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False):
+            raise SeedanceAmbiguousSubmitError(exc) from exc
+        raise

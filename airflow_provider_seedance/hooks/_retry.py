@@ -154,22 +154,25 @@ def build_retrying(
     return AsyncRetrying(**kwargs) if asynchronous else Retrying(**kwargs)
 
 
-def log_before_sleep(log: logging.Logger | Any, what: str, policy: RetryPolicy) -> Callable[[RetryCallState], None]:
+def log_before_sleep(log: logging.Logger | Any, what: str | None, policy: RetryPolicy
+                     ) -> Callable[[RetryCallState], None]:
     """A ``before_sleep`` callback that logs the failure and the coming wait (never headers).
 
     :param log: the hook's logger.
-    :param what: the call, e.g. ``GET /api/open/v1/video/generations/req_1``.
+    :param what: the call, e.g. ``GET /api/open/v1/video/generations/req_1``; None: the first two arguments of
+        the retried function (method and path).
     :param policy: for the attempt count.
     """
 
     def _log(retry_state: RetryCallState) -> None:
+        call = what or " ".join(str(a) for a in retry_state.args[:2])
         exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
         sleep = getattr(retry_state, "upcoming_sleep", None)
         if sleep is None and retry_state.next_action is not None:
             sleep = retry_state.next_action.sleep
         log.warning(
             "Seedance %s failed (%s: %s); attempt %d of %d, retrying in %.2f s",
-            what, type(exc).__name__, exc, retry_state.attempt_number, policy.max_attempts, sleep or 0.0,
+            call, type(exc).__name__, exc, retry_state.attempt_number, policy.max_attempts, sleep or 0.0,
         )
 
     return _log

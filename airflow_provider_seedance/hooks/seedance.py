@@ -8,9 +8,8 @@ Design: ``docs/architecture.rst``, "The hook".
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -21,10 +20,8 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow_provider_seedance._redact import redact_url
 from airflow_provider_seedance._sync_deadline import DeadlineAdapter
 from airflow_provider_seedance.errors import (
-    SeedanceAmbiguousSubmitError,
-    SeedanceError,
     SeedanceRequestTimeoutError,
-    is_retryable,
+    ambiguous_if_sent,
 )
 from airflow_provider_seedance.hooks._async_session import SessionLease, acquire_session, release_session
 from airflow_provider_seedance.hooks._catalogue import CatalogueMixin
@@ -114,6 +111,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         if max_retries is not None:
             retry_policy = (retry_policy or RetryPolicy()).with_retries(max_retries)
         self._retry_override = retry_policy
+        self._controllers: dict[tuple[str, bool], Any] = {}
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
         self._async_hooks: dict[str, SeedanceAsyncHttpHook] = {}
@@ -131,10 +129,11 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     @retry_policy.setter
     def retry_policy(self, policy: RetryPolicy | None) -> None:
         self._retry_override = policy
+        self._controllers.clear()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden and relabelled connection form fields (same source as the provider info)."""
+        """Hidden and relabelled connection form fields (Airflow < 3.2; newer versions read ``conn-fields``)."""
         return ui_field_behaviour()
 
     @classmethod
@@ -175,12 +174,13 @@ class SeedanceHook(CatalogueMixin, HttpHook):
 
     @property
     def base_url(self) -> str:  # type: ignore[override]
-        """The API's base URL from the connection (no trailing slash); HttpHook.run joins endpoints to it."""
+        """The API's base URL from the connection; HttpHook.run joins endpoints to it (HttpHook.__init__'s
+        assignment is ignored: the connection decides)."""
         return self._get_settings().base_url
 
     @base_url.setter
     def base_url(self, value: str) -> None:
-        pass  # HttpHook.__init__ assigns it; the connection decides it here.
+        pass
 
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
                  ) -> requests.Session:
@@ -224,10 +224,16 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     def _call(self, method: str, path: str, *, kind: str, parse: Callable[[Any], T], body: Any = None,
               request_id: str | None = None) -> T:
         self._get_settings()  # a connection problem is not retried
-        policy = policy_for(kind, self._retry_override)
-        retrying = build_retrying(policy, idempotent=kind != "submit",
-                                  before_sleep=log_before_sleep(self.log, f"{method} {path}", policy))
-        return cast("T", retrying(self._send, method, path, body, request_id, parse))
+        return cast("T", self._controller(kind, False)(self._send, method, path, body, request_id, parse))
+
+    def _controller(self, kind: str, asynchronous: bool) -> Any:
+        # Built once per kind of call and copied for each call, tenacity's own way: a status poll builds none.
+        key = (kind, asynchronous)
+        if key not in self._controllers:
+            policy = policy_for(kind, self._retry_override)
+            self._controllers[key] = build_retrying(policy, idempotent=kind != "submit", asynchronous=asynchronous,
+                                                    before_sleep=log_before_sleep(self.log, None, policy))
+        return self._controllers[key].copy()
 
     async def _async_hook(self, method: str, settings: ConnectionSettings) -> SeedanceAsyncHttpHook:
         hook = self._async_hooks.get(method)
@@ -265,31 +271,16 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     async def _acall(self, method: str, path: str, *, kind: str, parse: Callable[[Any], T], body: Any = None,
                      request_id: str | None = None, timeout: float | None = None) -> T:
         await self._aget_settings(timeout)  # a connection problem is not retried
-        policy = policy_for(kind, self._retry_override)
-        retrying = build_retrying(policy, idempotent=kind != "submit", asynchronous=True,
-                                  before_sleep=log_before_sleep(self.log, f"{method} {path}", policy))
-        fresh = False  # the next attempt must not reuse a pooled connection (after a 408)
+        after_408 = [False]  # the next attempt must not reuse a pooled connection
+        return cast("T", await self._controller(kind, True)(
+            self._attempt, method, path, body, request_id, parse, timeout, after_408))
 
-        async def attempt() -> T:
-            nonlocal fresh
-            try:
-                return await self._asend(method, path, body, request_id, parse, timeout, fresh)
-            except SeedanceRequestTimeoutError:
-                fresh = True
-                raise
-
-        return cast("T", await retrying(attempt))
-
-    @contextlib.contextmanager
-    def _submitting(self, request: GenerationRequest) -> Iterator[None]:
-        """Around a submit's POST: a failure that may have created a job becomes
-        :class:`~airflow_provider_seedance.errors.SeedanceAmbiguousSubmitError` (never re-sent)."""
+    async def _attempt(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
+                       timeout: float | None, after_408: list[bool]) -> T:
         try:
-            yield
-        except SeedanceError as exc:
-            # Exactly the failures a GET may repeat but a POST may not: the request may have created a job.
-            if is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False):
-                raise SeedanceAmbiguousSubmitError(exc) from exc
+            return await self._asend(method, path, body, request_id, parse, timeout, after_408[0])
+        except SeedanceRequestTimeoutError:
+            after_408[0] = True
             raise
 
     def _submitted(self, request: GenerationRequest, result: JobResult) -> JobResult:
@@ -308,7 +299,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         """
         if validate:
             self.validate_request(request)
-        with self._submitting(request):
+        with ambiguous_if_sent():
             result = self._call("POST", GENERATIONS_PATH, kind="submit", body=request.to_api_json(),
                                 parse=JobResult.from_api_json)
         return self._submitted(request, result)
@@ -322,7 +313,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         """
         if validate:
             await self.avalidate_request(request)
-        with self._submitting(request):
+        with ambiguous_if_sent():
             result = await self._acall("POST", GENERATIONS_PATH, kind="submit", body=request.to_api_json(),
                                        parse=JobResult.from_api_json)
         return self._submitted(request, result)

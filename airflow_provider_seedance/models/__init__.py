@@ -1,7 +1,8 @@
 """The request and result of one generation, and the vendor's rules. Shared by hook, operator, trigger, emulator.
 
 Two modules, one concept each: ``models/request.py`` (what is sent, and its validation) and
-``models/result.py`` (what comes back, read defensively). Import from here. Pure Python: no Airflow, no HTTP client (the import rules and why: ``docs/architecture.rst``).
+``models/result.py`` (what comes back, read defensively). Import from here. Pure Python: no Airflow, no HTTP
+client (the import rules and why: ``docs/architecture.rst``).
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ class JobResult:
         raw_status = cap_text(raw, _MAX_ECHO) if isinstance(raw, str) else None
         status = JobStatus.parse(raw_status)
         output_url, output_type, refused = _output(body.get("output"))
-        message, _code = error_message_from_body(body)
+        # An answer about a job in progress has no error: only the ones that do pay for reading it.
+        message = error_message_from_body(body)[0] if "error" in body or "message" in body else None
         if refused is not None and status is JobStatus.SUCCEEDED:
             message = f"the output URL was refused: {refused}" + (f" (vendor error: {message})" if message else "")
         return cls(
