@@ -18,7 +18,6 @@ from airflow_provider_seedance._redact import redact_text
 
 __all__ = [
     "SeedanceAPIError",
-    "ambiguous_if_sent",
     "SeedanceAmbiguousSubmitError",
     "SeedanceAuthError",
     "SeedanceConflictError",
@@ -36,6 +35,7 @@ __all__ = [
     "SeedanceTransportError",
     "SeedanceUnknownModelError",
     "SeedanceValidationError",
+    "ambiguous_if_sent",
     "classify_http_error",
     "error_message_from_body",
     "is_retryable",

@@ -174,7 +174,7 @@ class JobResult:
         status = JobStatus.parse(raw_status)
         output_url, output_type, refused = _output(body.get("output"))
         # An answer about a job in progress has no error: only the ones that do pay for reading it.
-        message = error_message_from_body(body)[0] if "error" in body or "message" in body else None
+        message = error_message_from_body(body)[0] if body.get("error") or body.get("message") else None
         if refused is not None and status is JobStatus.SUCCEEDED:
             message = f"the output URL was refused: {refused}" + (f" (vendor error: {message})" if message else "")
         return cls(
