@@ -60,7 +60,8 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [{"integration-name": integration, "external-doc-url": "https://www.seedance2.ink"}],
         "hooks": [{"integration-name": integration, "python-modules": ["airflow_provider_seedance.hooks.seedance"]}],
         "operators": [
-            {"integration-name": integration, "python-modules": ["airflow_provider_seedance.operators.seedance"]}
+            {"integration-name": integration, "python-modules": ["airflow_provider_seedance.operators.seedance",
+                                                                 "airflow_provider_seedance.operators.batch"]}
         ],
         "sensors": [
             {"integration-name": integration, "python-modules": ["airflow_provider_seedance.sensors.seedance"]}

@@ -16,6 +16,7 @@ EXPECTED_DAGS = {
     "example_seedance_content_pipeline",
     "example_seedance_video_consumer",
     "example_seedance_asset_backfill",
+    "example_seedance_batch_backfill",
 }
 DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
 
