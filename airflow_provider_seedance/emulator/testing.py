@@ -173,21 +173,6 @@ class EmulatorAdmin:
         """
         self._call("DELETE", "/models/" + quote(model_id, safe=""))
 
-    def wait_ready(self, timeout: float = 10.0) -> None:
-        """Block until the admin API answers.
-
-        :param timeout: seconds before giving up (``TimeoutError``).
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self._call("GET", "/health")
-                return
-            except (OSError, ValueError):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"emulator at {self.base_url} did not start") from None
-                time.sleep(0.02)
-
 
 @dataclass
 class EmulatorHandle:
