@@ -1,48 +1,12 @@
 """Spend guard: budgets that refuse a generation before it is paid for, and what a DAG run spent.
 
 Two budgets, both checked after validation and before the submit (a refused task sends no POST):
-
-- ``max_credits`` (per task): the estimate must not exceed it (see the operator).
-- ``run_budget_credits`` (per DAG run, shared by every Seedance generation of the run, mapped ones
-  included): :class:`RunBudget` below.
-
-Every :class:`~airflow_provider_seedance.operators.seedance.SeedanceGenerateOperator` records its spend in
-XCom ``seedance_spend`` (a :class:`SpendRecord`): first its *reservation* (the estimate, before the
-submit), then its *charge* (``creditsCharged``). :func:`seedance_run_spend` sums a run's records.
-
-How the run budget stays safe with no atomic counter
-----------------------------------------------------
-The Task SDK offers no compare-and-set (XComs, Variables and the task state store are plain get/set),
-and a lock file works on one machine only. So the budget uses *reserve, then verify* (the idea of
-Peterson's and Dekker's flags): a task first **writes** its reservation, then **reads** every other
-record of the run, and submits only if everything it sees plus its own estimate fits. When it does not
-fit it withdraws its reservation (``released``) and, if only *pending* reservations were in the way,
-backs off for a random moment and tries again (a few times), since two tasks may each have refused
-because of the other.
-
-Why two tasks cannot both overspend: of the tasks that went ahead, take the one whose read came last.
-Every other one wrote its reservation before its own read, so before that last read, and keeps it
-(reserved, then charged) from then on; so the last reader counted all of them, plus itself, and
-found the total within the budget. No interleaving of pushes and pulls breaks this.
-
-What it relies on, and the windows that remain (read these before trusting a budget):
-
-- The XCom backend is read-your-writes consistent across workers: a push that returned is seen by every
-  later pull. True for Airflow's database backend (``xcom_push`` returns after the API server commits);
-  an eventually consistent custom backend would reopen the race.
-- Estimates, not charges, are reserved. A job charged more than its estimate can overshoot the budget
-  by the difference (a warning is logged); ``creditsCharged`` replaces the estimate once known.
-- The guarantee covers tasks that have ``run_budget_credits`` set; give every generating task of the
-  DAG the same value (``default_args`` or ``partial``). Other Seedance tasks' spend is counted, but they
-  do not wait for the budget. Generations made outside this operator (a bare hook) are not seen.
-- Clearing a task deletes its XComs, so its record is missing until the task runs again; it then
-  brings its earlier charges back (its task state store keeps them, ``earlier_credits``).
-- A task killed between its reservation and its charge leaves the reservation standing: it keeps
-  counting (the job may exist), which can refuse later tasks of the run rather than overspend.
-- Under contention a task may be refused although a serial order would have fitted it, after
-  ``attempts`` backed-off tries. A one-slot Airflow pool on the generating tasks (created without
-  ``--include-deferred``, so a deferred wait gives its slot back) serializes the submits and removes the
-  contention without serializing the waits.
+``max_credits`` per task, and ``run_budget_credits`` per DAG run (:class:`RunBudget`, shared by every Seedance
+generation of the run, mapped ones included), both applied by :class:`CreditGuard`. Every
+:class:`~airflow_provider_seedance.operators.seedance.SeedanceGenerateOperator` records its spend in XCom
+``seedance_spend`` (a :class:`SpendRecord`: its reservation, then its charge); :func:`seedance_run_spend` sums a
+run's records. How the run budget stays safe with no atomic counter, and the windows that remain:
+``docs/guides/spend.rst`` ("Why two tasks cannot both overspend").
 """
 
 from __future__ import annotations

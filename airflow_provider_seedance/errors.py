@@ -1,4 +1,5 @@
-"""Exceptions users can catch, and the one place that decides what an HTTP failure means.
+"""Exceptions users can catch, what an HTTP failure means (``classify_http_error``) and whether the hook sends a
+failed call again (``is_retryable``).
 
 Pure Python: no Airflow, no HTTP client. The hook, the trigger, the emulator and the tests share it.
 """

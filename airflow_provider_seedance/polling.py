@@ -1,21 +1,10 @@
-"""When to ask again: the adaptive polling schedule shared by the trigger and the in-worker wait.
+"""When to ask again: the adaptive polling schedule of every wait
+(:class:`~airflow_provider_seedance.waiting.JobWait`).
 
-Pure Python (no Airflow, no HTTP client).
-
-The schedule is a function of the time elapsed since the job was submitted, not of a poll counter::
-
-    interval(elapsed) = min(maximum, initial + growth * elapsed)
-
-so it is stateless: a trigger re-created after a triggerer restart (or an operator retry resuming a
-running job) picks up at the interval it would have had, from ``started_at`` alone.
-
-Latency bound: a job that finishes ``T`` seconds after submit is seen at most
-``min(maximum, initial + growth * T)`` seconds later (jitter only shortens an interval). With the
-defaults (5 s, growth 0.5, cap 60 s): a 10 s job is seen within 10 s, a 1 min job within 35 s, any
-job longer than 110 s within 60 s.
-
-Requests per job: 11 for a 5 min job and 66 for a 1 h job (721 at a fixed 5 s), counting the status
-check right after submit (why: docs/architecture.rst).
+The interval is a function of the time since submit, ``min(maximum, initial + growth * elapsed)``, not of a
+poll counter, so it is stateless: a wait re-created after a triggerer restart or a retry carries on from
+``started_at`` alone. Pure Python (no Airflow, no HTTP client). The latency bound and the requests per job it
+gives: ``docs/architecture.rst``, "Why it is cheap".
 """
 
 from __future__ import annotations

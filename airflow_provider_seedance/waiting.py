@@ -37,6 +37,7 @@ __all__ = [
     "MAX_EVENT_MESSAGE",
     "MIN_CALL_BUDGET",
     "Decision",
+    "JobClient",
     "JobEvent",
     "JobWait",
     "Verdict",

@@ -1,7 +1,8 @@
 """What one HTTP exchange means: decode the response, classify failures, map client exceptions.
 
 Shared by the sync (requests) and async (aiohttp) paths, so both raise the same errors for the same event.
-Whether an error is retried is decided by :func:`~airflow_provider_seedance.errors.is_retryable`. Every
+Whether the hook retries an error is :func:`~airflow_provider_seedance.errors.is_retryable`'s answer (and
+whether a wait waits it through, :func:`~airflow_provider_seedance.waiting.is_transient`'s). Every
 message is scrubbed of the connection's secrets, and no client exception is kept as a cause: a server may
 echo the ``Authorization`` header into whatever the client library raises.
 """

@@ -1,8 +1,8 @@
 """Retries: tenacity, the one engine, with a wait that honours ``Retry-After``, a bound on attempts and total
 time, and the policy of each kind of call declared in :data:`POLICIES`.
 
-*Whether* a failure is retried is decided in one place, :func:`~airflow_provider_seedance.errors.is_retryable`;
-this module only decides *when* and *how often* (``docs/architecture.rst``, "Retries").
+*Whether* the hook sends a failed call again is :func:`~airflow_provider_seedance.errors.is_retryable`'s answer;
+this module only decides *when* and *how often* (``docs/architecture.rst``, "The hook and its retries").
 """
 
 from __future__ import annotations

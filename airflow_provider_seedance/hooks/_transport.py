@@ -4,8 +4,8 @@ its answer.
 Sync: :meth:`HttpHook.run` with ``check_response`` off and redirects off, on the hook's one
 ``requests.Session`` (streamed, so the body is read here, bounded in bytes). Async: :meth:`HttpAsyncHook.run`
 on the one shared ``aiohttp.ClientSession`` (``session=``), ``retry_limit=1`` and ``check_response`` off, so
-the provider's own classifier (:mod:`._http`) and retries (:mod:`._retry`) see every answer. Why, and what the
-http provider cannot do for us (a cap on the body size): ``docs/architecture.rst``, "The hook".
+this provider's classifier (:mod:`._http`) and retries (:mod:`._retry`) see every answer. Why, and what the
+http provider does not do for us (a cap on the body size): ``docs/architecture.rst``, "The hook and its retries".
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from airflow_provider_seedance.hooks._http import (
 __all__ = [
     "MAX_RESPONSE_BYTES",
     "OFF_LOOP_BYTES",
+    "ApiSession",
     "BearerAuth",
     "SeedanceAsyncHttpHook",
     "aexchange",
@@ -68,6 +69,22 @@ class BearerAuth(AuthBase):
 
     def __repr__(self) -> str:
         return "BearerAuth(***)"
+
+
+class ApiSession(requests.Session):
+    """The sync path's ``requests.Session``: it never follows a redirect, so it never reads one's target.
+
+    ``Session.send`` works out a redirect's next request even with redirects off, decoding ``Location`` as
+    UTF-8: a Location of other bytes raised a ``UnicodeDecodeError`` (no Seedance error) whose arguments held
+    the header whole. A 3xx is reported by :func:`._http.interpret_response`, its Location scrubbed.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """None: no redirect is ever followed (requests' documented hook).
+
+        :param resp: the answer.
+        """
+        return None
 
 
 def read_capped(response: requests.Response) -> bytes:

@@ -2,7 +2,7 @@
 
 The hook is the connection (read once), thin endpoint methods and one retried request helper per path; how
 each path sends is in :mod:`._transport`, what an answer means in :mod:`._http`, retries in :mod:`._retry`.
-Design: ``docs/architecture.rst``, "The hook".
+Design: ``docs/architecture.rst``, "The hook and its retries".
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from airflow_provider_seedance.hooks._retry import RetryPolicy, build_retrying, 
 from airflow_provider_seedance.hooks._transport import (
     MAX_RESPONSE_BYTES,
     OFF_LOOP_BYTES,
+    ApiSession,
     BearerAuth,
     SeedanceAsyncHttpHook,
     aexchange,
@@ -78,7 +79,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
     """Submit, poll and cancel Seedance generations; read the model catalogue.
 
     Every failure is a :class:`~airflow_provider_seedance.errors.SeedanceError`. Each kind of call has its retry
-    policy (:data:`~airflow_provider_seedance.hooks._retry.POLICIES`); ``submit`` is retried only when no job
+    policy (``POLICIES`` in ``hooks/_retry.py``); ``submit`` is retried only when no job
     can exist, and raises :class:`~airflow_provider_seedance.errors.SeedanceAmbiguousSubmitError` when one may.
 
     :param seedance_conn_id: the ``seedance`` connection: host = base URL (empty: the vendor's), password = API
@@ -192,7 +193,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         self.merged_extra = dict(extra_options or {})
         if self._session is None:
             settings = self._get_settings()
-            session = requests.Session()
+            session = ApiSession()
             session.headers.update({**BASE_HEADERS, **(headers or {})})
             session.auth = BearerAuth(settings.api_key)
             session.verify = settings.requests_verify

@@ -8,7 +8,7 @@ A record written before the digest existed has none and resumes as it always did
 
 Before the POST an *intent* record is written (no request id, ``sending``): a try that never reads the
 submit's answer (an unreadable body, a timeout, a killed worker) leaves it behind, and a later try then
-refuses to POST again, since the job may exist (``docs/architecture.rst``, "never pay twice").
+refuses to POST again, since the job may exist (``docs/architecture.rst``, "The road of one generation").
 
 - Airflow >= 3.3: ``context["task_state_store"]`` (the Task SDK's store, the one ``ResumableJobMixin``
   uses). The record is kept after success, marked ``delivered``, for observability.

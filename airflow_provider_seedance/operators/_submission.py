@@ -5,7 +5,7 @@ when it failed, was cancelled, is unknown to the API, or was made for another re
 request is submitted once: an intent record is written *before* the POST, and the request id replaces it as
 soon as the answer is read. A submit whose answer cannot be read is ambiguous (its job may exist): the
 intent stays, the task fails without retry, and a later try refuses to POST again unless
-``retry_ambiguous_submit=True``. Why: ``docs/architecture.rst`` ("never pay twice").
+``retry_ambiguous_submit=True``. Why: ``docs/architecture.rst`` ("The road of one generation", step 3).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The non-deferrable wait: the trigger's own loop (:func:`~airflow_provider_seedance.waiting.watch_job`), run
-in a private event loop in the worker, so both ways of waiting are one road (``docs/architecture.rst``).
+"""The non-deferrable wait: :func:`~airflow_provider_seedance.waiting.watch_job`, the poll loop the trigger runs
+too, in a private event loop in the worker; ``on_kill`` interrupts it (``docs/architecture.rst``, "The road of
+one status poll").
 """
 
 from __future__ import annotations

@@ -1,44 +1,11 @@
 """Stream a finished video into Airflow object storage (the vendor's output URL expires).
 
-:func:`persist_video` copies the file at the output URL to any :class:`ObjectStoragePath`
-(``file://``, ``s3://``, ``gs://``, ``memory://``...), through Airflow's object storage layer:
-
-- **Streaming.** The body is read in ``chunk_size`` pieces with ``requests``' ``iter_content`` and
-  written as it arrives; memory use is a few chunks, whatever the video's size.
-- **Limits.** ``Content-Length`` is checked before reading, and the running byte count while
-  streaming (a server may omit or understate the header). A body shorter than its announced length
-  is a failed download, not a video.
-- **Content type.** The ``Content-Type`` must be one of ``allowed_content_types``; HTML/JSON/text
-  (a login page, a CDN error page) is always refused, and so is a body whose first bytes are
-  ``<`` or ``{`` whatever its header says (an MP4 never starts with a box that large).
-- **No half files.** Data goes to a hidden temp name beside the target
-  (``.<name>.<random>.part``), which is then moved onto the final name. On a local file system the
-  move is ``rename(2)``: atomic, a reader sees the old file or the new one. Object stores have no
-  rename: fsspec's ``mv`` copies the temp object to the final key and deletes it; the final object
-  still appears whole at once (S3/GCS make an object visible only when its write completes), so a
-  partial video is never under the final name. On any failure the temp is deleted; if even that
-  fails (e.g. credentials lost), a ``*.part`` object may remain: a lifecycle rule on ``*.part``
-  removes such leftovers.
-- **Redirects checked hop by hop.** Redirects are followed by hand, at most :data:`MAX_REDIRECTS`, and
-  every hop must pass the rules of the first URL: one unambiguous https URL (no ``\\``, no user info;
-  http only for localhost/loopback, as for the source URL), never from https down to http, and never to
-  this machine's loopback unless the source URL was on loopback itself. ``Authorization``, ``Cookie`` and
-  ``Proxy-Authorization`` of a caller's session are not sent past a hop to another host.
-- **Public addresses only.** The source URL's host and every hop's are resolved and refused when any
-  address is loopback, private, link-local (``169.254.169.254``, a cloud metadata service), unspecified,
-  multicast or reserved, in any spelling (``127.1``, ``[::ffff:127.0.0.1]``, a name in ``/etc/hosts``);
-  the connection goes to the address checked. Only a host *named* loopback (the local emulator's
-  ``http://127.0.0.1:8080``) may be loopback. See :mod:`airflow_provider_seedance._addresses`.
-- **Bounded in time.** ``timeout`` bounds connecting plus every hop's answer headers *together*, and
-  then each :data:`PROGRESS_BYTES` of the body (a server dripping bytes is a stall); ``deadline`` bounds
-  the whole download. Enforced on the socket (:mod:`airflow_provider_seedance._sync_deadline`), not per
-  read as requests' own timeout is.
-- **No secrets in logs.** Signed URLs carry tokens in their query string: logs and error messages
-  show every URL through the provider's one redaction (``_redact.redact_url``: user info, secret query
-  values and the fragment hidden), and those values are registered with
-  Airflow's secrets masker, for the source URL and every redirect hop.
-
-The same destination always gets the same content, so a retried task simply overwrites it.
+:func:`persist_video` copies the file at an output URL to any :class:`ObjectStoragePath` (``file://``, ``s3://``,
+``gs://``...), in chunks, through a hidden temporary name moved onto the final one, so no half file is ever
+under the final name. The download is bounded in bytes and time, follows at most ``MAX_REDIRECTS`` (5)
+redirects, each checked as the source URL is, connects to public addresses only (a host *named* loopback, the
+local emulator, excepted) and never logs a URL's secrets. The guarantees, one by one:
+``docs/guides/persisting.rst`` ("Guarantees"); its layer's rules: ``docs/architecture.rst``.
 """
 
 from __future__ import annotations
@@ -132,7 +99,7 @@ def persist_video(
     :param allowed_content_types: accepted media types; None accepts anything but text/HTML/JSON.
     :param chunk_size: at most this many bytes are read and written at a time (bounds memory use).
     :param timeout: seconds to connect and get the answer's headers, all redirects together; then the
-        longest the body may take to deliver each :data:`PROGRESS_BYTES`.
+        longest the body may take to deliver each ``PROGRESS_BYTES`` (64 KiB).
     :param deadline: seconds for the whole download (None: no bound but ``timeout``'s).
     :param conn_id: Airflow connection for the *destination* store (e.g. ``aws_default``);
         overrides one given in the URI. The source needs none: output URLs are public or signed.

@@ -47,7 +47,7 @@ def check_redirect(location: str, current_url: str, source_url: str, hop: int) -
     redirect from reaching what the source URL could not: no step down from https to http anywhere on the
     way, and a loopback host only when the source URL and the redirecting URL are on loopback too (a remote
     server must not send this worker to its own local services). The address a hop's host resolves to is
-    checked when it is connected to (public only, see :mod:`~airflow_provider_seedance._addresses`).
+    checked when it is connected to (public only, see ``_addresses.py``).
 
     :param location: the ``Location`` header (may be relative).
     :param current_url: the URL that answered with the redirect.
@@ -92,7 +92,13 @@ def open_download(
     while True:
         shown = redact_url(current)
         response = _get(http, adapter, current, timeout, shown, hop, crossed, deadline)
-        location = http.get_redirect_target(response)
+        try:
+            location = http.get_redirect_target(response)
+        except UnicodeDecodeError:
+            # requests decodes Location as UTF-8; its error held the header whole (a signed URL) in its args.
+            response.close()
+            raise SeedancePersistError(f"Redirect hop {hop + 1} from {shown} refused: its Location is not UTF-8",
+                                       reason="redirect") from None
         if location is None:
             return response, shown
         response.close()  # a redirect's body is never read

@@ -1,4 +1,4 @@
-"""The import rules of docs/architecture.rst ("Which room may use which"), checked against the code.
+"""The import rules of docs/architecture.rst ("Which layer may use which"), checked against the code.
 
 Read from the source (``ast``), so nothing is imported: an import inside a function counts as much as one
 at the top (it runs too, only later); one under ``if TYPE_CHECKING:`` does not (it never runs).
@@ -58,11 +58,11 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-#: Airflow's hook-level lineage collector: a leaf the hook and persist_video report to (its own room here).
+#: Airflow's hook-level lineage collector: a leaf the hook and persist_video report to (its own layer here).
 HOOK_LINEAGE = "lineage.hook_lineage"
 
 
-def _room(name: str) -> str:
+def _layer(name: str) -> str:
     """``airflow_provider_seedance.hooks._http`` -> ``hooks``; ``...models`` -> ``models``."""
     if not name.startswith(NAME + "."):
         return ""
@@ -70,65 +70,66 @@ def _room(name: str) -> str:
     return HOOK_LINEAGE if rest == HOOK_LINEAGE else rest.split(".")[0]
 
 
-def _files(room: str) -> list[Path]:
-    target = PACKAGE / room
+def _files(layer: str) -> list[Path]:
+    target = PACKAGE / layer
     return sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
 
 
-def _rooms_used(room: str) -> dict[str, set[str]]:
-    return {str(p.relative_to(PACKAGE)): {_room(m) for m in _imports(p) if _room(m)} - {room} for p in _files(room)}
+def _layers_used(layer: str) -> dict[str, set[str]]:
+    return {str(p.relative_to(PACKAGE)): {_layer(m) for m in _imports(p) if _layer(m)} - {layer} for p in _files(layer)}
 
 
-@pytest.mark.parametrize("room", PURE_CORE)
-def test_the_pure_core_imports_no_airflow_and_no_http_client(room: str) -> None:
-    for path in _files(room):
+@pytest.mark.parametrize("layer", PURE_CORE)
+def test_the_pure_core_imports_no_airflow_and_no_http_client(layer: str) -> None:
+    for path in _files(layer):
         bad = {m for m in _imports(path) if m.split(".")[0] in THIRD_PARTY_CLIENTS}
         assert not bad, f"{path.name} imports {sorted(bad)}"
-        other = {_room(m) for m in _imports(path) if _room(m)} - set(PURE_CORE) - {room}
-        assert not other, f"{path.name} imports provider rooms outside the pure core: {sorted(other)}"
+        other = {_layer(m) for m in _imports(path) if _layer(m)} - set(PURE_CORE) - {layer}
+        assert not other, f"{path.name} imports provider layers outside the pure core: {sorted(other)}"
 
 
-@pytest.mark.parametrize(("room", "forbidden"), [
+@pytest.mark.parametrize(("layer", "forbidden"), [
     ("emulator", {"hooks", "triggers", "operators", "sensors", "links", "lineage", "persist", "budget"}),
     ("hooks", {"triggers", "operators", "sensors", "lineage", "persist", "budget"}),
     ("triggers", {"operators", "sensors", "links", "lineage", "persist", "budget"}),
     ("persist", {"hooks", "triggers", "operators", "sensors"}),
 ])
-def test_rooms_use_only_what_the_architecture_page_allows(room: str, forbidden: set[str]) -> None:
-    for path, used in _rooms_used(room).items():
+def test_layers_use_only_what_the_architecture_page_allows(layer: str, forbidden: set[str]) -> None:
+    for path, used in _layers_used(layer).items():
         assert not used & forbidden, f"{path} imports {sorted(used & forbidden)}"
 
 
 def test_nothing_imports_an_operator_or_a_sensor_at_run_time() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
-        room = str(path.relative_to(PACKAGE)).split("/")[0]
-        if room in ("operators", "sensors"):
+        layer = str(path.relative_to(PACKAGE)).split("/")[0]
+        if layer in ("operators", "sensors"):
             continue
-        used = {_room(m) for m in _imports(path)}
+        used = {_layer(m) for m in _imports(path)}
         assert not used & {"operators", "sensors"}, f"{path.relative_to(PACKAGE)} imports an operator or sensor"
 
 
 def test_hook_lineage_is_a_leaf() -> None:
-    used = {_room(m) for m in _imports(PACKAGE / "lineage" / "hook_lineage.py")} - {""}
+    used = {_layer(m) for m in _imports(PACKAGE / "lineage" / "hook_lineage.py")} - {""}
     assert used <= {"lineage", "_redact"}, sorted(used)
 
 
 def test_triggers_use_the_hook_the_wait_and_the_pure_core_only() -> None:
-    for path, used in _rooms_used("triggers").items():
+    for path, used in _layers_used("triggers").items():
         assert used <= {"hooks", "waiting", *PURE_CORE}, f"{path} imports {sorted(used)}"
 
 
 def test_the_wait_uses_the_pure_core_only() -> None:
     # One decision for every mode: it must not depend on a mode (trigger, operator, sensor) or a client.
-    used = {_room(m) for m in _imports(PACKAGE / "waiting.py")} - {""}
+    used = {_layer(m) for m in _imports(PACKAGE / "waiting.py")} - {""}
     assert used <= set(PURE_CORE), sorted(used)
     text = (PACKAGE / "waiting.py").read_text(encoding="utf-8")
     assert not re.search(r"^\s*(from|import) (airflow|aiohttp|requests)\b", text, re.M)
 
 
-def test_every_file_the_rooms_list_names_exists() -> None:
+def test_every_file_the_module_list_names_exists() -> None:
     text = ARCHITECTURE.read_text(encoding="utf-8")
-    block = text.split(".. code-block:: text", 1)[1].split("\nWhich room", 1)[0]
+    assert "\nWhich layer may use which\n" in text, "the module list must end at the layers heading"
+    block = text.split(".. code-block:: text", 1)[1].split("\nWhich layer may use which\n", 1)[0]
     current: list[str] = []
     named = []
     for line in block.splitlines():
@@ -150,6 +151,6 @@ def test_every_file_the_rooms_list_names_exists() -> None:
     assert not missing, f"docs/architecture.rst names files the package lacks: {missing}"
     listed = {str(p.relative_to(PACKAGE)) for p in PACKAGE.glob("*/*.py") if not p.name.startswith("__")}
     listed |= {p.name for p in PACKAGE.glob("*.py")}
-    for room in ("hooks", "triggers", "operators"):
-        absent = sorted(p for p in listed if p.startswith(room + "/") and p not in named)
+    for layer in ("hooks", "triggers", "operators"):
+        absent = sorted(p for p in listed if p.startswith(layer + "/") and p not in named)
         assert not absent, f"docs/architecture.rst does not list {absent}"
