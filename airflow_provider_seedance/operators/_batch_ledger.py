@@ -294,4 +294,5 @@ def _error_text(error: str | None) -> str | None:
     if error is None:
         return None
     text = redact_text(error)
-    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 15] + " ... (truncated)"
+    suffix = " ... (truncated)"
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - len(suffix)] + suffix
