@@ -36,7 +36,10 @@ MAX_VENDOR_TEXT = 1024
 #: A signed CDN URL is a few hundred characters; 16 KiB leaves room for any real one.
 MAX_URL_LENGTH = 16 * 1024
 
-_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\\ud800-\udfff]")
+# What no UTF-8 encoder takes (a lone surrogate: JSON allows "\ud83d", a JS server cutting an emoji in two sends
+# it) and what a JSON column refuses (NUL): either in a kept string made Airflow's triggerer drop the event.
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
 # The last word of a cut text, when it is a URL: cut inside "user:pass@" or a signature, the redaction
 # would no longer recognise what to hide, so a cut URL is dropped rather than shown in part.
 _CUT_URL = re.compile(r"\S*://\S*\Z")
@@ -68,17 +71,21 @@ def bounded_int(value: Any, low: int, high: int) -> int | None:
 def cap_text(text: str, limit: int = MAX_VENDOR_TEXT) -> str:
     """``text`` cut to at most ``limit`` characters (ending ``...`` when cut); a URL cut in two is dropped.
 
+    Lone surrogates and NUL become U+FFFD: the text must survive UTF-8 (Airflow's msgpack channel, log files)
+    and a JSON column.
+
     :param text: a vendor string.
     :param limit: most characters kept (>= 3).
     """
-    if len(text) <= limit:
-        return text
-    head = text[: limit - 3]
-    if not text[limit - 3].isspace():
-        cut = _CUT_URL.search(head)
-        if cut is not None:
-            head = head[: cut.start()]
-    return head + "..."
+    if len(text) > limit:
+        head = text[: limit - 3]
+        if not text[limit - 3].isspace():
+            cut = _CUT_URL.search(head)
+            if cut is not None:
+                head = head[: cut.start()]
+        text = head + "..."
+    # After the cut, so a 4 MiB message costs no more than a 1 KB one.
+    return _UNENCODABLE.sub("\ufffd", text) if not text.isascii() or "\x00" in text else text
 
 
 def shown_value(value: Any, limit: int = 60) -> str:
