@@ -1,20 +1,15 @@
 """An Airflow ``seedance`` connection -> the settings the hook needs (base URL, key, timeout, proxies, TLS).
 
-Also the connection form of Airflow < 3.2 (newer versions read ``conn-fields`` from the provider info),
-derived from the same :data:`~airflow_provider_seedance.CONN_FIELDS`, so the two cannot drift.
+Read once per hook (sync or async lookup) and checked with errors that name the connection and the field. TLS
+contexts: :mod:`._tls`; the form of Airflow < 3.2: :mod:`._form`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import ipaddress
 import json
-import os
-import ssl
-import stat
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,11 +17,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 from requests.utils import get_environ_proxies, select_proxy
 
-from airflow_provider_seedance import CONN_FIELDS, get_provider_info
 from airflow_provider_seedance._addresses import UnsafeUrlError, parse_http_url
-from airflow_provider_seedance._redact import redact_text, url_secrets
+from airflow_provider_seedance._redact import url_secrets
 from airflow_provider_seedance.catalogue import pricing_problem
 from airflow_provider_seedance.errors import SeedanceConnectionError
+from airflow_provider_seedance.hooks._tls import (
+    certifi_bundle,
+    connection_error,
+    environment_ca_bundle,
+    is_pem_bundle,
+    ssl_context_for,
+)
 from airflow_provider_seedance.models import is_loopback_host
 
 __all__ = [
@@ -35,19 +36,15 @@ __all__ = [
     "ConnectionSettings",
     "SeedanceConnectionError",
     "aload_settings",
-    "connection_form_widgets",
-    "form_field_specs",
     "load_settings",
     "resolve_base_url",
     "secrets_of",
     "settings_from_connection",
     "ssl_context_for",
-    "ui_field_behaviour",
 ]
 
 DEFAULT_BASE_URL = "https://www.seedance2.ink"
 DEFAULT_TIMEOUT = 30.0
-CONN_TYPE = "seedance"
 
 _TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
@@ -99,7 +96,7 @@ class ConnectionSettings:
         (what requests reads), else certifi's (requests' default). None when verification is off."""
         if not self.verify_ssl:
             return None
-        return self.ca_bundle or _environment_ca_bundle(self.conn_id) or _certifi()
+        return self.ca_bundle or environment_ca_bundle(self.conn_id) or certifi_bundle()
 
     @property
     def requests_verify(self) -> bool | str:
@@ -115,66 +112,13 @@ class ConnectionSettings:
 
 
 
-#: One TLS context per CA file per process, built once in a thread even when a thousand waits ask at once
-#: (a triggerer restart): the first asker starts the build, the others await the same future.
-_SSL_CONTEXTS: dict[tuple[str | None, str], concurrent.futures.Future[ssl.SSLContext | None]] = {}
-_SSL_LOCK = threading.Lock()
-
-
-def _build_ssl_context(settings: ConnectionSettings) -> ssl.SSLContext | None:
-    cafile = settings.ca_file()  # may read the CA file (its check): here, in a thread, never in the event loop
-    if cafile is None:
-        return None
-    try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError) as exc:  # the file changed since it was checked
-        raise _fail(settings.conn_id, f"cannot load the CA bundle {cafile!r}: {exc}") from None
-
-
-async def ssl_context_for(settings: ConnectionSettings) -> ssl.SSLContext | bool | None:
-    """aiohttp's ``ssl`` option for a connection: None for plain http (no context is built), False when
-    verification is off, else the shared context trusting :meth:`ConnectionSettings.ca_file`.
-
-    :param settings: the connection.
-    """
-    if not settings.base_url.startswith("https:"):
-        return None
-    if not settings.verify_ssl:
-        return False
-    key = (settings.ca_bundle, os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or "")
-    with _SSL_LOCK:
-        future = _SSL_CONTEXTS.get(key)
-        if future is None:
-            future = _SSL_CONTEXTS[key] = concurrent.futures.Future()
-            threading.Thread(target=_fill, args=(future, key, settings), name="seedance-ssl", daemon=True).start()
-    return await asyncio.wrap_future(future)
-
-
-def _fill(future: concurrent.futures.Future[ssl.SSLContext | None], key: tuple[str | None, str],
-          settings: ConnectionSettings) -> None:
-    try:
-        future.set_result(_build_ssl_context(settings))
-    except BaseException as exc:
-        with _SSL_LOCK:
-            _SSL_CONTEXTS.pop(key, None)  # a later wait tries again (the file may be fixed by then)
-        future.set_exception(exc)
-
-
-def _certifi() -> str:
-    import certifi  # requests' own dependency
-
-    return str(certifi.where())
-
-
 @functools.lru_cache(maxsize=64)
 def _environ_proxy(base_url: str) -> str | None:
     # Cached per process: the environment of a running worker or triggerer does not change.
     return select_proxy(base_url, get_environ_proxies(base_url))
 
 
-def _fail(conn_id: str, what: str) -> SeedanceConnectionError:
-    # Messages quote the rejected value, which may be a proxy URL with a password in it.
-    return SeedanceConnectionError(redact_text(f"Seedance connection {conn_id!r}: {what}"))
+_fail = connection_error
 
 
 def resolve_base_url(
@@ -296,34 +240,10 @@ def _flag(conn_id: str, name: str, value: Any, default: bool) -> bool:
 def _ca_bundle(conn_id: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if not isinstance(value, str) or not _is_pem_bundle(value.strip()):
+    if not isinstance(value, str) or not is_pem_bundle(value.strip()):
         raise _fail(conn_id, f"extra 'ca_bundle' must be the path of a readable PEM file of CA certificates, "
                              f"got {value!r}")
     return value.strip()
-
-
-@functools.lru_cache(maxsize=32)  # a triggerer reads its connection once per wait: read each file once
-def _is_pem_bundle(path: str) -> bool:
-    # Checked when the connection is read, so a wrong path fails with its name instead of as a TLS error
-    # (retried as "could not connect") on the first request. Regular files only: a FIFO would block the read.
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as handle:
-            return b"-----BEGIN CERTIFICATE-----" in handle.read(4 * 1024 * 1024)
-    except OSError:
-        return False
-
-
-def _environment_ca_bundle(conn_id: str) -> str | None:
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        path = os.environ.get(name)
-        if path:
-            if not _is_pem_bundle(path):
-                raise _fail(conn_id, f"the environment variable {name}={path!r} (the CA bundle requests and this "
-                                     "provider trust) is not a readable PEM file of CA certificates")
-            return path
-    return None
 
 
 def settings_from_connection(
@@ -422,50 +342,3 @@ async def aload_settings(hook: Any, conn_id: str, *, timeout: float | None = Non
         for secret in secrets_of(settings):
             await amask_secret(secret)
     return settings
-
-
-def ui_field_behaviour() -> dict[str, Any]:
-    """The form's hidden/relabelled fields for Airflow < 3.2, from the provider info (one source)."""
-    conn = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == CONN_TYPE)
-    behaviour = conn["ui-field-behaviour"]
-    return {
-        "hidden_fields": list(behaviour.get("hidden-fields", [])),
-        "relabeling": dict(behaviour.get("relabeling", {})),
-        "placeholders": dict(behaviour.get("placeholders", {})),
-    }
-
-
-def form_field_specs() -> list[dict[str, Any]]:
-    """The extra fields of the connection form: name, kind (boolean/string), label, description, default."""
-    specs = []
-    for name, definition in CONN_FIELDS.items():
-        schema = definition.get("schema", {})
-        types = schema.get("type", [])
-        types = [types] if isinstance(types, str) else list(types)
-        specs.append(
-            {
-                "name": name,
-                "kind": "boolean" if "boolean" in types else "string",
-                "label": definition.get("label", name),
-                "description": definition.get("description", ""),
-                "default": schema.get("default"),
-            }
-        )
-    return specs
-
-
-def connection_form_widgets() -> dict[str, Any]:
-    """WTForms fields for Airflow < 3.2 (needs wtforms, which those versions' UI brings)."""
-    from wtforms import BooleanField, StringField
-    from wtforms.validators import Optional
-
-    widgets: dict[str, Any] = {}
-    for spec in form_field_specs():
-        if spec["kind"] == "boolean":
-            widgets[spec["name"]] = BooleanField(
-                spec["label"], description=spec["description"], default=bool(spec["default"])
-            )
-        else:
-            # Numbers and JSON are typed as text: the hook parses and checks them with clear errors.
-            widgets[spec["name"]] = StringField(spec["label"], description=spec["description"], validators=[Optional()])
-    return widgets

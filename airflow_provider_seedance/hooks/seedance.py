@@ -29,11 +29,10 @@ from airflow_provider_seedance.hooks._connection import (
     ConnectionSettings,
     SeedanceConnectionError,
     aload_settings,
-    connection_form_widgets,
     load_settings,
     ssl_context_for,
-    ui_field_behaviour,
 )
+from airflow_provider_seedance.hooks._form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_seedance.hooks._http import (
     BASE_HEADERS,
 )

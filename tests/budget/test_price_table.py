@@ -16,7 +16,7 @@ from airflow_provider_seedance import CONN_FIELDS
 from airflow_provider_seedance.budget import SeedanceBudgetExceededError
 from airflow_provider_seedance.catalogue import SOURCE_BUNDLED, SOURCE_CATALOGUE, SOURCE_OVERRIDE
 from airflow_provider_seedance.errors import SeedanceConnectionError
-from airflow_provider_seedance.hooks._connection import form_field_specs
+from airflow_provider_seedance.hooks._form import form_field_specs
 from airflow_provider_seedance.hooks.seedance import RetryPolicy, SeedanceHook
 from airflow_provider_seedance.models import GenerationRequest
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator

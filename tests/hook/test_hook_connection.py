@@ -20,10 +20,10 @@ from airflow_provider_seedance.errors import SeedanceTransportError
 from airflow_provider_seedance.hooks._connection import (
     DEFAULT_BASE_URL,
     SeedanceConnectionError,
-    form_field_specs,
     resolve_base_url,
     settings_from_connection,
 )
+from airflow_provider_seedance.hooks._form import form_field_specs
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
 from .conftest import RecordingServer, closed_port, set_connection
