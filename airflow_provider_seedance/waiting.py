@@ -35,6 +35,7 @@ __all__ = [
     "EVENT_ERROR",
     "EVENT_TIMEOUT",
     "MAX_EVENT_MESSAGE",
+    "MAX_RETRY_AFTER",
     "MIN_CALL_BUDGET",
     "Decision",
     "JobClient",
@@ -59,6 +60,9 @@ _EVENT_KINDS = (EVENT_COMPLETED, EVENT_TIMEOUT, EVENT_ERROR)
 MIN_CALL_BUDGET = 5.0
 #: Bound on the cancel request at the deadline and in on_kill (the triggerer bounds on_kill at 30 s).
 CANCEL_BUDGET = 20.0
+#: The longest ``Retry-After`` honoured: a server answering ``Retry-After: 1e12`` (or a date in the year 9999)
+#: would otherwise never be asked again by a wait without a deadline.
+MAX_RETRY_AFTER = 3600.0
 #: An event's message is logged by the triggerer and stored with the task: a hostile answer must not make it
 #: megabytes (the vendor's own text is capped before it gets here; this bounds what we add around it).
 MAX_EVENT_MESSAGE = 2000
@@ -129,6 +133,8 @@ class JobWait:
             if not is_transient(error):
                 return Decision(Verdict.FAIL, error=error)
             retry_after = getattr(error, "retry_after", None)
+            if isinstance(retry_after, (int, float)) and retry_after > MAX_RETRY_AFTER:
+                retry_after = MAX_RETRY_AFTER
             log.warning("Seedance generation %s: status check failed (%s: %s); will retry",
                         self.request_id, type(error).__name__, error)
         elif result is not None:

@@ -3,6 +3,8 @@
 - A lone UTF-16 surrogate (``"\\ud83d"``: valid JSON, what a JavaScript server sends when it cuts an emoji in
   two) or a NUL in any echoed field: every string kept from the answer must survive UTF-8, or Airflow's
   triggerer cannot encode the event (msgpack) and cancels the trigger instead of delivering a paid video.
+- ``Retry-After: 1e12`` or a date in the year 9999 on a 429: a wait without a deadline slept that long, never
+  asking again (whatever the job did meanwhile); it is honoured up to an hour.
 - A redirect whose ``Location`` is not UTF-8: the sync path raised a bare ``UnicodeDecodeError`` (requests
   decodes the target even with redirects off) whose arguments held the header whole, the key included.
 """
@@ -10,16 +12,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 
 import msgspec
 import pytest
 
-from airflow_provider_seedance.errors import SeedanceAPIError
+from airflow_provider_seedance.errors import SeedanceAPIError, SeedanceRateLimitError
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.polling import PollSchedule
 from airflow_provider_seedance.triggers.seedance import SeedanceJobTrigger
-from airflow_provider_seedance.waiting import JobEvent
+from airflow_provider_seedance.waiting import MAX_RETRY_AFTER, JobEvent, JobWait, Verdict
 
 from .both_paths import MODES, get_job
 from .scripted_server import HOSTILE_KEY, Reply, Request, ScriptedServer, http_response, job_body
@@ -87,3 +91,18 @@ def test_a_location_that_is_not_utf8_is_an_api_error_without_the_key(
         get_job(make_hook("hostile", max_retries=0), mode, "req_1")
     assert info.value.status_code == 302
     assert HOSTILE_KEY not in every_text_of(info.value)
+
+
+@pytest.mark.parametrize("retry_after", ["1e12", "Fri, 31 Dec 9999 23:59:59 GMT"])
+@pytest.mark.parametrize("mode", MODES)
+def test_an_absurd_retry_after_never_stops_a_wait_without_a_deadline(
+    hostile: Callable[..., ScriptedServer], make_hook: Callable[..., SeedanceHook], retry_after: str, mode: str,
+) -> None:
+    hostile(lambda request: Reply(http_response(429, json.dumps({"success": False, "error": "slow down"}),
+                                                headers={"Retry-After": retry_after})))
+    with pytest.raises(SeedanceRateLimitError) as info:
+        get_job(make_hook("hostile", max_retries=0), mode, "req_1")
+    wait = JobWait("req_1", started_at=time.time(), deadline=None, schedule=PollSchedule())
+    decision = wait.decide(None, info.value, log=logging.getLogger(__name__))
+    assert decision.verdict is Verdict.WAIT
+    assert decision.delay <= MAX_RETRY_AFTER
