@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from airflow_provider_seedance.emulator.faults import FaultSpec
 
-__all__ = ["Reply", "drop_half_way", "error_body", "json_response", "render_fault"]
+__all__ = ["Reply", "decode_for_log", "drop_half_way", "error_body", "json_errors", "json_response", "render_fault"]
 
 #: (HTTP status, JSON payload, extra headers) as the endpoint handlers return it.
 Reply = tuple[int, dict[str, Any], dict[str, str]]
@@ -84,3 +85,27 @@ async def drop_half_way(
         request.transport.abort()
     entry["status"] = "dropped"
     return resp
+
+
+def decode_for_log(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw[:2000].decode("utf-8", "replace")
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown paths and methods answer in the API's error shape (404/405 JSON) instead of plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status not in (404, 405):
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        code = "not_found" if exc.status == 404 else "method_not_allowed"
+        return json_response(exc.status, error_body(code, f"{exc.reason}: {request.method} {request.path}"), headers)

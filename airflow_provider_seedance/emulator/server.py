@@ -20,10 +20,18 @@ from aiohttp import web
 from airflow_provider_seedance.catalogue import estimate_credits
 from airflow_provider_seedance.emulator.faults import FaultSpec
 from airflow_provider_seedance.emulator.jobs import QUEUED, TERMINAL, Job, JobBehaviour, new_request_id
-from airflow_provider_seedance.emulator.openapi import MEDIA_URL_RE, WEBHOOK_URL_RE
-from airflow_provider_seedance.emulator.responses import Reply, drop_half_way, error_body, json_response, render_fault
+from airflow_provider_seedance.emulator.responses import (
+    Reply,
+    decode_for_log,
+    drop_half_way,
+    error_body,
+    json_errors,
+    json_response,
+    render_fault,
+)
 from airflow_provider_seedance.emulator.state import EmulatorConfig, EmulatorState
 from airflow_provider_seedance.emulator.webhooks import WebhookDispatcher
+from airflow_provider_seedance.emulator.wire import check_url_shapes, check_wire_strings
 from airflow_provider_seedance.errors import SeedanceUnknownModelError, SeedanceValidationError
 from airflow_provider_seedance.models import GenerationRequest
 
@@ -129,7 +137,7 @@ class EmulatorServer:
         body: Any = None
         if request.method == "POST":
             raw = await request.read()
-            body = _decode_for_log(raw)
+            body = decode_for_log(raw)
         auth, key_index = self._auth(request)
         entry: dict[str, Any] = {
             "method": request.method, "path": request.path, "endpoint": endpoint, "body": body,
@@ -190,13 +198,13 @@ class EmulatorServer:
         except ValueError as exc:
             return 400, error_body("invalid_json", f"Request body is not valid JSON: {exc}"), {}
         try:
-            _check_wire_strings(data)
+            check_wire_strings(data)
             gen = GenerationRequest.from_api_json(data)
             spec = state.catalogue.get(gen.model) if isinstance(gen.model, str) else None
             if spec is None:
                 raise SeedanceUnknownModelError(gen.model, list(state.catalogue))
             gen.validate(spec)
-            _check_url_shapes(gen)
+            check_url_shapes(gen)
         except SeedanceValidationError as exc:
             return 400, error_body("invalid_request", str(exc), field=exc.api_field), {}
         price = estimate_credits(
@@ -343,66 +351,6 @@ class EmulatorServer:
             return await drop_half_way(request, 200, "video/mp4", self.sample_path.read_bytes(), entry)
         return web.FileResponse(self.sample_path, headers={"Content-Type": "video/mp4"})
 
-_ATTR_OF = {"aspectRatio": "aspect_ratio", "resolution": "resolution", "webhookUrl": "webhook_url"}
-
-
-def _check_wire_strings(body: Any) -> None:
-    """Stricter than the request model on the wire: a blank or padded string is an error, not "unset".
-
-    The model forgives these because Airflow templates produce them; a client that *sends* them has a bug.
-    """
-    if not isinstance(body, dict):
-        return
-    for key, attr in _ATTR_OF.items():
-        value = body.get(key)
-        if isinstance(value, str) and (not value.strip() or value != value.strip()):
-            raise SeedanceValidationError(attr, value, "a non-blank value without surrounding spaces", api_field=key)
-    urls = body.get("mediaUrls")
-    if isinstance(urls, list):
-        for url in urls:
-            if isinstance(url, str) and url != url.strip():
-                raise SeedanceValidationError("media_urls", url, "URLs without surrounding spaces",
-                                              api_field="mediaUrls")
-
-
-def _check_url_shapes(gen: GenerationRequest) -> None:
-    """URLs must also match the OpenAPI document's patterns (a plain host name, no spaces).
-
-    The request model checks scheme, host presence and media type; the service would also refuse a
-    host such as ``bad*host``. Applying the published patterns keeps document and server in agreement.
-    """
-    allowed = "a URL with a plain host name (letters, digits, dots, hyphens) and no spaces"
-    for url in gen.media_urls or ():
-        if not MEDIA_URL_RE.fullmatch(url):
-            raise SeedanceValidationError("media_urls", url, allowed, api_field="mediaUrls")
-    if gen.webhook_url is not None and not WEBHOOK_URL_RE.fullmatch(gen.webhook_url):
-        raise SeedanceValidationError("webhook_url", gen.webhook_url, allowed, api_field="webhookUrl")
-
-
-def _decode_for_log(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw[:2000].decode("utf-8", "replace")
-
-
-@web.middleware
-async def _json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Unknown paths and methods answer in the API's error shape (404/405 JSON) instead of plain text."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status not in (404, 405):
-            raise
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        code = "not_found" if exc.status == 404 else "method_not_allowed"
-        return json_response(exc.status, error_body(code, f"{exc.reason}: {request.method} {request.path}"), headers)
-
-
 def build_app(config: EmulatorConfig | None = None) -> web.Application:
     """The aiohttp application of one emulator.
 
@@ -412,7 +360,7 @@ def build_app(config: EmulatorConfig | None = None) -> web.Application:
     from airflow_provider_seedance.emulator.openapi import build_openapi
 
     server = EmulatorServer(config or EmulatorConfig())
-    app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[_json_errors])
+    app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[json_errors])
     app[SERVER_KEY] = server
     app.router.add_post(GENERATIONS, server.submit)
     # No implicit HEAD on API routes: the Allow header then matches the OpenAPI document.
