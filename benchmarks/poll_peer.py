@@ -397,6 +397,11 @@ async def _decompose(base_url: str, api_key: str, ids: list[str], polls: int, co
     async def exchange(i: int) -> Any:
         return await aexchange(http, session, settings, "GET", _job_path(ids[i]), None, 3600.0)
 
+    own = [await h._async_hook("GET", settings) for h in hooks]
+
+    async def exchange_own(i: int) -> Any:
+        return await aexchange(own[i], session, settings, "GET", _job_path(ids[i]), None, 3600.0)
+
     async def asend(i: int) -> Any:
         h = hooks[i]
         return await h._asend("GET", _job_path(ids[i]), None, ids[i], h._parser(ids[i]), 3600.0)
@@ -407,12 +412,28 @@ async def _decompose(base_url: str, api_key: str, ids: list[str], polls: int, co
     async def with_decide(i: int) -> Any:
         return await _our_poll(hooks[i], ids[i])
 
+    from airflow_provider_seedance.hooks import seedance as hook_module
+
+    def direct_call(*args: Any, **kwargs: Any) -> Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]:
+        return lambda attempt: attempt()
+
+    async def no_tenacity(i: int) -> Any:
+        # An experiment, not a variant: what the poll costs when its one attempt is not run through tenacity
+        # (what a fast path for the first attempt would save; the retries themselves are not exercised here).
+        real, hook_module.build_retrying = hook_module.build_retrying, direct_call
+        try:
+            return await hooks[i].aget_job(ids[i], timeout=3600.0)
+        finally:
+            hook_module.build_retrying = real
+
     layers: dict[str, Callable[[int], Awaitable[Any]]] = {
         "peer: HttpAsyncHook.run + json()": peer,
         "ours 1: aexchange (HttpAsyncHook.run + capped read)": exchange,
+        "ours 1b: aexchange, each wait's own SeedanceAsyncHttpHook": exchange_own,
         "ours 2: _asend (+ settings/hook/session lookups, answer())": asend,
         "ours 3: aget_job (+ _job_path, tenacity AsyncRetrying)": aget_job,
         "ours 4: aget_job + JobWait.decide (the trigger's poll)": with_decide,
+        "experiment: ours 3 with tenacity bypassed": no_tenacity,
     }
     best = {name: float("inf") for name in layers}
 
@@ -424,14 +445,22 @@ async def _decompose(base_url: str, api_key: str, ids: list[str], polls: int, co
                 await call(i % len(ids))
 
         gc.collect()
+        collections = sum(g["collections"] for g in gc.get_stats())
         start = _cpu()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return (_cpu() - start) * 1000.0 / polls
+        spent = (_cpu() - start) * 1000.0 / polls
+        if os.environ.get("BENCH_GC_COUNT"):
+            print(f"{sum(g['collections'] for g in gc.get_stats()) - collections} collections, "
+                  f"gen2 {gc.get_stats()[2]['collections']}", file=sys.stderr)
+        return spent
 
     for call in layers.values():
         await drive(call)
-    for _ in range(rounds):
-        for name, call in layers.items():
+    if os.environ.get("BENCH_GC_FREEZE"):  # diagnosis: is the gap the collector walking a big heap?
+        gc.freeze()
+    order = list(layers.items())
+    for r in range(rounds):  # the order rotates each round: no layer always runs first or last
+        for name, call in order[r % len(order):] + order[:r % len(order)]:
             best[name] = min(best[name], await drive(call))
     for hook in hooks:
         await hook.aclose()
