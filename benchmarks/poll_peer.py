@@ -414,15 +414,22 @@ async def _decompose(base_url: str, api_key: str, ids: list[str], polls: int, co
 
     from airflow_provider_seedance.hooks import seedance as hook_module
 
-    def direct_call(*args: Any, **kwargs: Any) -> Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]:
-        return lambda attempt: attempt()
+    def direct(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return fn(*args, **kwargs)
 
     async def no_tenacity(i: int) -> Any:
         # An experiment, not a variant: what the poll costs when its one attempt is not run through tenacity
         # (what a fast path for the first attempt would save; the retries themselves are not exercised here).
-        real, hook_module.build_retrying = hook_module.build_retrying, direct_call
+        hook = hooks[i]
+        if hasattr(hook, "_controller"):  # the hook keeps one controller per kind of call
+            hook._controller = lambda kind, asynchronous: direct
+            try:
+                return await hook.aget_job(ids[i], timeout=3600.0)
+            finally:
+                del hook._controller
+        real, hook_module.build_retrying = hook_module.build_retrying, lambda *a, **k: direct
         try:
-            return await hooks[i].aget_job(ids[i], timeout=3600.0)
+            return await hook.aget_job(ids[i], timeout=3600.0)
         finally:
             hook_module.build_retrying = real
 
