@@ -31,6 +31,7 @@ from airflow_provider_seedance.hooks._http import (
 )
 
 __all__ = [
+    "MAX_JOB_ANSWER_BYTES",
     "MAX_RESPONSE_BYTES",
     "OFF_LOOP_BYTES",
     "ApiSession",
@@ -53,8 +54,14 @@ OFF_LOOP_BYTES = 64 * 1024
 _CHUNK = 65536
 
 
-def _too_large() -> SeedanceResponseError:
-    return SeedanceResponseError(f"answer larger than {MAX_RESPONSE_BYTES:,} bytes: refused")
+#: The largest answer about one job (submit, status, cancel): those are a few KB; a bigger one is refused
+#: unread, so no answer makes a triggerer's event loop decode or scrub more than this (a 4 MiB answer of
+#: 250,000 small objects held the loop for most of a second, in a thread or not: the GIL).
+MAX_JOB_ANSWER_BYTES = 128 * 1024
+
+
+def _too_large(limit: int) -> SeedanceResponseError:
+    return SeedanceResponseError(f"answer larger than {limit:,} bytes: refused")
 
 
 class BearerAuth(AuthBase):
@@ -87,21 +94,22 @@ class ApiSession(requests.Session):
         return None
 
 
-def read_capped(response: requests.Response) -> bytes:
-    """The body of a streamed requests answer, at most MAX_RESPONSE_BYTES (the call's deadline bounds the time).
+def read_capped(response: requests.Response, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """The body of a streamed requests answer, at most ``limit`` bytes (the call's deadline bounds the time).
 
     :param response: a response sent with ``stream=True``.
+    :param limit: the most bytes read (more is refused).
     """
     body = bytearray()
     # read1: what has arrived (up to 64 KiB), decoded; iter_content would wait for a full 64 KiB.
     while chunk := response.raw.read1(_CHUNK, decode_content=True):
         body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise _too_large()
+        if len(body) > limit:
+            raise _too_large(limit)
     return bytes(body)
 
 
-async def read_capped_async(response: aiohttp.ClientResponse) -> bytes:
+async def read_capped_async(response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES) -> bytes:
     """The body of an aiohttp answer, at most MAX_RESPONSE_BYTES (the request's total timeout bounds the time).
 
     :param response: the answer.
@@ -109,8 +117,8 @@ async def read_capped_async(response: aiohttp.ClientResponse) -> bytes:
     body = bytearray()
     while chunk := await response.content.read(_CHUNK):
         body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise _too_large()
+        if len(body) > limit:
+            raise _too_large(limit)
     return bytes(body)
 
 
@@ -163,8 +171,8 @@ def new_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
 
 
-def exchange(hook: HttpHook, settings: ConnectionSettings, method: str, path: str, body: Any
-             ) -> tuple[int, Mapping[str, str], bytes]:
+def exchange(hook: HttpHook, settings: ConnectionSettings, method: str, path: str, body: Any,
+             max_bytes: int = MAX_JOB_ANSWER_BYTES) -> tuple[int, Mapping[str, str], bytes]:
     """One sync request through ``HttpHook.run``: status, headers and the capped body.
 
     :param hook: the Seedance hook (an ``HttpHook`` whose session is configured from the connection).
@@ -172,6 +180,7 @@ def exchange(hook: HttpHook, settings: ConnectionSettings, method: str, path: st
     :param method: HTTP method.
     :param path: endpoint path.
     :param body: the JSON body, or None.
+    :param max_bytes: the largest answer read.
     """
     hook.method = method  # HttpHook.run sends with the hook's method (as dbt-cloud's hook does)
     error: SeedanceError | None = None
@@ -185,7 +194,7 @@ def exchange(hook: HttpHook, settings: ConnectionSettings, method: str, path: st
             with response:
                 status, headers = response.status_code, response.headers
                 # A 408's connection is being dropped by the server: closed unread, so it is not pooled again.
-                raw = b"" if status == 408 else read_capped(response)
+                raw = b"" if status == 408 else read_capped(response, max_bytes)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # read1 raises urllib3's own
             late = CallDeadlineExceeded(f"no whole answer within {settings.timeout:g} s") if deadline.expired else None
             # Raised outside the except block: the client's exception (which may quote what a server echoed,
@@ -197,7 +206,8 @@ def exchange(hook: HttpHook, settings: ConnectionSettings, method: str, path: st
 
 
 async def aexchange(http: SeedanceAsyncHttpHook, session: aiohttp.ClientSession, settings: ConnectionSettings,
-                    method: str, path: str, body: Any, limit: float) -> tuple[int, Mapping[str, str], bytes]:
+                    method: str, path: str, body: Any, limit: float, max_bytes: int = MAX_JOB_ANSWER_BYTES
+                    ) -> tuple[int, Mapping[str, str], bytes]:
     """One async request through ``HttpAsyncHook.run(session=...)``: status, headers and the capped body.
 
     :param http: the http provider's async hook for ``method``.
@@ -207,6 +217,7 @@ async def aexchange(http: SeedanceAsyncHttpHook, session: aiohttp.ClientSession,
     :param path: endpoint path.
     :param body: the JSON body, or None.
     :param limit: seconds for the whole request, body included.
+    :param max_bytes: the largest answer read.
     """
     error: SeedanceError | None = None
     try:
@@ -215,7 +226,7 @@ async def aexchange(http: SeedanceAsyncHttpHook, session: aiohttp.ClientSession,
                                   extra_options={"timeout": aiohttp.ClientTimeout(total=limit)})
         try:
             status, headers = response.status, response.headers
-            raw = b"" if status == 408 else await read_capped_async(response)
+            raw = b"" if status == 408 else await read_capped_async(response, max_bytes)
         finally:
             if response.status == 408:  # the server drops this connection: closed unread, never pooled again
                 response.close()

@@ -38,6 +38,7 @@ from airflow_provider_seedance.hooks._http import (
 )
 from airflow_provider_seedance.hooks._retry import RetryPolicy, build_retrying, log_before_sleep, policy_for
 from airflow_provider_seedance.hooks._transport import (
+    MAX_JOB_ANSWER_BYTES,
     MAX_RESPONSE_BYTES,
     OFF_LOOP_BYTES,
     ApiSession,
@@ -72,6 +73,11 @@ def _job_path(request_id: str, suffix: str = "") -> str:
     # An id is checked before it goes into a URL (or, later, a file name): a hostile one is refused, not quoted.
     rid = check_request_id(request_id.strip() if isinstance(request_id, str) else request_id)
     return f"{GENERATIONS_PATH}/{quote(rid, safe='')}{suffix}"
+
+
+def _answer_cap(kind: str) -> int:
+    # The catalogue may list many models; an answer about one job is a few KB (see MAX_JOB_ANSWER_BYTES).
+    return MAX_RESPONSE_BYTES if kind == "catalogue" else MAX_JOB_ANSWER_BYTES
 
 
 class SeedanceHook(CatalogueMixin, HttpHook):
@@ -215,16 +221,18 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         return session.send(prepped_request, timeout=extra_options.get("timeout"),
                             allow_redirects=extra_options.get("allow_redirects", True), **merged)
 
-    def _send(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T]) -> T:
+    def _send(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
+              max_bytes: int = MAX_JOB_ANSWER_BYTES) -> T:
         settings = self._get_settings()
-        status, headers, raw = exchange(self, settings, method, path, body)
+        status, headers, raw = exchange(self, settings, method, path, body, max_bytes)
         self.log.debug("Seedance %s %s -> HTTP %s", method, path, status)
         return answer(status, headers, raw, settings, request_id, parse)
 
     def _call(self, method: str, path: str, *, kind: str, parse: Callable[[Any], T], body: Any = None,
               request_id: str | None = None) -> T:
         self._get_settings()  # a connection problem is not retried
-        return cast("T", self._controller(kind, False)(self._send, method, path, body, request_id, parse))
+        return cast("T", self._controller(kind, False)(self._send, method, path, body, request_id, parse,
+                                                       _answer_cap(kind)))
 
     def _controller(self, kind: str, asynchronous: bool) -> Any:
         # Built once per kind of call and copied for each call, tenacity's own way: a status poll builds none.
@@ -251,7 +259,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         return cast("aiohttp.ClientSession", self._lease.session)
 
     async def _asend(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
-                     timeout: float | None, fresh: bool = False) -> T:
+                     timeout: float | None, fresh: bool = False, max_bytes: int = MAX_JOB_ANSWER_BYTES) -> T:
         settings = await self._aget_settings(timeout)
         http = await self._async_hook(method, settings)
         # After a 408 the server is dropping a connection aiohttp may already have pooled again: the next attempt
@@ -259,7 +267,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         session = new_session() if fresh else await self._shared_session(settings)
         limit = settings.timeout if timeout is None else min(settings.timeout, timeout)
         try:
-            status, headers, raw = await aexchange(http, session, settings, method, path, body, limit)
+            status, headers, raw = await aexchange(http, session, settings, method, path, body, limit, max_bytes)
         finally:
             if fresh:
                 await session.close()
@@ -273,12 +281,12 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         await self._aget_settings(timeout)  # a connection problem is not retried
         after_408 = [False]  # the next attempt must not reuse a pooled connection
         return cast("T", await self._controller(kind, True)(
-            self._attempt, method, path, body, request_id, parse, timeout, after_408))
+            self._attempt, method, path, body, request_id, parse, timeout, after_408, _answer_cap(kind)))
 
     async def _attempt(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
-                       timeout: float | None, after_408: list[bool]) -> T:
+                       timeout: float | None, after_408: list[bool], max_bytes: int) -> T:
         try:
-            return await self._asend(method, path, body, request_id, parse, timeout, after_408[0])
+            return await self._asend(method, path, body, request_id, parse, timeout, after_408[0], max_bytes)
         except SeedanceRequestTimeoutError:
             after_408[0] = True
             raise

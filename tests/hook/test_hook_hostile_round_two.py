@@ -149,3 +149,23 @@ def test_a_ca_bundle_that_is_a_fifo_is_refused_without_blocking(
     assert len(outcome) == 1
     assert isinstance(outcome[0], SeedanceConnectionError)
     assert "ca_bundle" in str(outcome[0])
+
+
+# -- #2: no answer about a job makes the event loop decode more than MAX_JOB_ANSWER_BYTES ------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("status", [200, 400, 500])
+def test_an_oversized_answer_about_a_job_is_refused_unread(
+    hostile: Callable[..., ScriptedServer], make_hook: Callable[..., SeedanceHook], mode: str, status: int,
+) -> None:
+    from airflow_provider_seedance.errors import SeedanceResponseError
+    from airflow_provider_seedance.hooks._transport import MAX_JOB_ANSWER_BYTES
+
+    # Many small objects: the shape that costs json.loads (and the key scrub) most per byte.
+    filler = [{"a": i} for i in range(MAX_JOB_ANSWER_BYTES // 8)]
+    body = json.dumps({**job_body("req_1"), "status": "processing", "junk": filler})
+    assert MAX_JOB_ANSWER_BYTES < len(body) < 4 * 1024 * 1024  # within the old 4 MiB cap, past the new one
+    hostile(lambda r: Reply(http_response(status, body)))
+    with pytest.raises(SeedanceResponseError, match="larger than"):
+        get_job(make_hook("hostile", max_retries=0), mode, "req_1")
