@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pendulum
 
 from airflow_provider_seedance._redact import redact_text, redact_url
+from airflow_provider_seedance.error_answers import MAX_RETRY_AFTER
 from airflow_provider_seedance.errors import (
     SeedanceConflictError,
     SeedanceError,
@@ -60,9 +61,6 @@ _EVENT_KINDS = (EVENT_COMPLETED, EVENT_TIMEOUT, EVENT_ERROR)
 MIN_CALL_BUDGET = 5.0
 #: Bound on the cancel request at the deadline and in on_kill (the triggerer bounds on_kill at 30 s).
 CANCEL_BUDGET = 20.0
-#: The longest ``Retry-After`` honoured: a server answering ``Retry-After: 1e12`` (or a date in the year 9999)
-#: would otherwise never be asked again by a wait without a deadline.
-MAX_RETRY_AFTER = 3600.0
 #: An event's message is logged by the triggerer and stored with the task: a hostile answer must not make it
 #: megabytes (the vendor's own text is capped before it gets here; this bounds what we add around it).
 MAX_EVENT_MESSAGE = 2000
@@ -132,9 +130,7 @@ class JobWait:
         if error is not None:
             if not is_transient(error):
                 return Decision(Verdict.FAIL, error=error)
-            retry_after = getattr(error, "retry_after", None)
-            if isinstance(retry_after, (int, float)) and retry_after > MAX_RETRY_AFTER:
-                retry_after = MAX_RETRY_AFTER
+            retry_after = getattr(error, "retry_after", None)  # at most MAX_RETRY_AFTER (parse_retry_after)
             log.warning("Seedance generation %s: status check failed (%s: %s); will retry",
                         self.request_id, type(error).__name__, error)
         elif result is not None:

@@ -24,13 +24,13 @@ from urllib3.exceptions import ConnectTimeoutError as Urllib3ConnectTimeoutError
 from urllib3.exceptions import NameResolutionError
 
 from airflow_provider_seedance import __version__
+from airflow_provider_seedance.error_answers import classify_http_error
 from airflow_provider_seedance.errors import (
     SeedanceAPIError,
     SeedanceAuthError,
     SeedanceHostNotFoundError,
     SeedanceResponseError,
     SeedanceTransportError,
-    classify_http_error,
 )
 from airflow_provider_seedance.hooks._connection import ConnectionSettings, secrets_of
 

@@ -23,7 +23,8 @@ from airflow_provider_seedance._bounds import (
     is_number,
     shown_value,
 )
-from airflow_provider_seedance.errors import SeedanceResponseError, SeedanceValidationError, error_message_from_body
+from airflow_provider_seedance.error_answers import error_message_from_body
+from airflow_provider_seedance.errors import SeedanceResponseError, SeedanceValidationError
 
 __all__ = [
     "REQUEST_ID_RULE",

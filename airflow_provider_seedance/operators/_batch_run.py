@@ -26,6 +26,7 @@ from airflow_provider_seedance.errors import (
     SeedanceError,
     SeedanceInsufficientCreditsError,
     SeedanceRateLimitError,
+    created_nothing,
 )
 from airflow_provider_seedance.models import JobStatus
 from airflow_provider_seedance.operators._batch_ledger import (
@@ -212,8 +213,12 @@ class BatchRun:
                 self.fatal = exc
                 self._stop(f"{type(exc).__name__}: {exc}")
                 return
-            except SeedanceError as exc:  # the vendor refused this row's request: nothing was created
-                self.counts["failed"] += 1
+            except SeedanceError as exc:
+                if not created_nothing(exc):  # the same rule as the operator's: a job may exist
+                    await self._ambiguous(planned, f"the submit's answer does not say whether a job was created "
+                                                   f"({type(exc).__name__}: {exc})")
+                    continue
+                self.counts["failed"] += 1  # the vendor refused this row's request: nothing was created
                 await self._db(self.ledger.mark_outcome, planned.key, FAILED, error=f"submit refused: {exc}")
                 continue
             await self._submitted(planned, result.request_id, result.credits_charged)

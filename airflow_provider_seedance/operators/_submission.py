@@ -17,15 +17,10 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_seedance._redact import redact_text
 from airflow_provider_seedance.errors import (
     SeedanceAmbiguousSubmitError,
-    SeedanceAPIError,
     SeedanceConflictError,
-    SeedanceConnectionError,
     SeedanceError,
     SeedanceNotFoundError,
-    SeedanceResponseError,
-    SeedanceServerError,
-    SeedanceValidationError,
-    is_retryable,
+    created_nothing,
 )
 from airflow_provider_seedance.models import JobResult, JobStatus
 from airflow_provider_seedance.operators._job_state import JobRecord, JobStateStore
@@ -39,7 +34,7 @@ if TYPE_CHECKING:
 else:
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-__all__ = ["Job", "SeedanceAmbiguousSubmitNoRetryError", "Submission", "cancel_and_log", "created_nothing"]
+__all__ = ["Job", "SeedanceAmbiguousSubmitNoRetryError", "Submission", "cancel_and_log"]
 
 
 class SeedanceAmbiguousSubmitNoRetryError(SeedanceAmbiguousSubmitError, AirflowFailException):
@@ -59,21 +54,6 @@ class Job:
     request_id: str
     current: JobResult | None = None
     submitted: JobResult | None = None
-
-
-def created_nothing(exc: BaseException) -> bool:
-    """Whether a failed submit certainly created no job: refused before sending, or answered with a refusal.
-
-    Anything else (an unreadable answer, a 5xx, a connection lost after sending, a timeout, any other
-    exception) may have created a job.
-
-    :param exc: what ``hook.submit`` raised.
-    """
-    if isinstance(exc, (SeedanceValidationError, SeedanceConnectionError)) or is_retryable(exc, idempotent=False):
-        return True
-    # An error status other than 5xx is the API refusing the request (bad key, no credits, bad field).
-    return (isinstance(exc, SeedanceAPIError) and not isinstance(exc, (SeedanceServerError, SeedanceResponseError))
-            and exc.status_code is not None and 400 <= exc.status_code < 500)
 
 
 def cancel_and_log(hook: SeedanceHook, request_id: str, log: Any, *, why: str) -> None:

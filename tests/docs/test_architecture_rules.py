@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "airflow_provider_seedance"
 NAME = "airflow_provider_seedance"
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.rst"
 
-PURE_CORE = ("models", "catalogue", "errors", "_redact", "_bounds", "polling")
+PURE_CORE = ("models", "catalogue", "errors", "error_answers", "_redact", "_bounds", "polling")
 THIRD_PARTY_CLIENTS = ("airflow", "requests", "aiohttp", "tenacity", "pendulum", "urllib3", "fsspec")
 
 

@@ -75,7 +75,7 @@ def test_wait_uses_retry_after_then_backoff_never_less() -> None:
 
 
 def test_retry_after_http_date_drives_the_wait() -> None:
-    from airflow_provider_seedance.errors import classify_http_error
+    from airflow_provider_seedance.error_answers import classify_http_error
 
     when = email.utils.formatdate(time.time() + 120, usegmt=True)
     err = classify_http_error(429, {"error": "slow"}, {"Retry-After": when})

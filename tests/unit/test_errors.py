@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_seedance.error_answers import classify_http_error, error_message_from_body, parse_retry_after
 from airflow_provider_seedance.errors import (
     SeedanceAmbiguousSubmitError,
     SeedanceAPIError,
@@ -22,10 +23,7 @@ from airflow_provider_seedance.errors import (
     SeedanceTransportError,
     SeedanceUnknownModelError,
     SeedanceValidationError,
-    classify_http_error,
-    error_message_from_body,
     is_retryable,
-    parse_retry_after,
 )
 
 UNAUTHORIZED = {"success": False, "error": {"code": "unauthorized", "message": "Invalid API key"}}

@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 
 from airflow_provider_seedance.catalogue import ModelSpec, estimate, parse_catalogue
+from airflow_provider_seedance.error_answers import classify_http_error, error_message_from_body
 from airflow_provider_seedance.errors import (
     SeedanceAPIError,
     SeedanceJobFailedError,
     SeedanceResponseError,
     SeedanceServerError,
     SeedanceValidationError,
-    classify_http_error,
-    error_message_from_body,
 )
 from airflow_provider_seedance.models import (
     GenerationRequest,

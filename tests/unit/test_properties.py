@@ -10,13 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_seedance.catalogue import BUILTIN_MODELS, ModelSpec, estimate_credits, parse_catalogue
+from airflow_provider_seedance.error_answers import classify_http_error, error_message_from_body, parse_retry_after
 from airflow_provider_seedance.errors import (
     SeedanceAPIError,
     SeedanceResponseError,
     SeedanceValidationError,
-    classify_http_error,
-    error_message_from_body,
-    parse_retry_after,
 )
 from airflow_provider_seedance.models import (
     IMAGE_EXTENSIONS,
