@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.server
 import json
 import os
@@ -34,7 +35,7 @@ from _env import isolate_airflow_home
 __all__ = ["SCENARIOS", "measure_stalls"]
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("http400", "http500", "valid")
+SCENARIOS = ("http400", "http500", "valid", "objects4m", "objectscap")
 CAP = 4 * 1024 * 1024
 API_KEY = "sd2_stall_bench_key"
 
@@ -62,7 +63,27 @@ def _bodies() -> dict[str, tuple[int, bytes]]:
     valid: dict[str, Any] = {"success": True, "requestId": "valid", "status": "failed", "model": "seedance-2.0",
                              "error": ""}
     valid_body = fill(valid, lambda text: valid.__setitem__("error", text))
-    return {"http400": (400, err_body), "http500": (500, err_body), "valid": (200, valid_body)}
+    return {"http400": (400, err_body), "http500": (500, err_body), "valid": (200, valid_body),
+            # The shape json.loads and the key scrub work hardest on per byte (small objects, one JSON escape,
+            # one %), found by the round-three review: 4 MiB of it, and just under the job-answer cap.
+            "objects4m": (200, _objects("objects4m", CAP - 512)),
+            "objectscap": (200, _objects("objectscap", _job_answer_cap() - 512))}
+
+
+def _job_answer_cap() -> int:
+    from airflow_provider_seedance.hooks._transport import MAX_JOB_ANSWER_BYTES
+
+    return MAX_JOB_ANSWER_BYTES
+
+
+def _objects(request_id: str, size: int) -> bytes:
+    count = size // 9
+    while True:
+        body = json.dumps({"success": True, "requestId": request_id, "status": "processing", "x": "%41\u0041",
+                           "junk": [{"a": i} for i in range(count)]}).encode()
+        if len(body) <= size:
+            return body
+        count = int(count * 0.97)
 
 
 def serve(port_file: str) -> None:
@@ -89,7 +110,8 @@ def serve(port_file: str) -> None:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(ConnectionError):  # a client refusing an oversized answer hangs up early
+                self.wfile.write(body)
 
         do_POST = do_GET
 
