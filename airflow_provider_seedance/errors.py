@@ -258,6 +258,8 @@ def created_nothing(exc: BaseException) -> bool:
     """
     if isinstance(exc, (SeedanceValidationError, SeedanceConnectionError)) or is_retryable(exc, idempotent=False):
         return True
+    if isinstance(exc, SeedanceTransportError) and not exc.sent:  # a host that does not resolve: never sent
+        return True
     # An error status other than 5xx is the API refusing the request (bad key, no credits, bad field).
     return (isinstance(exc, SeedanceAPIError) and not isinstance(exc, (SeedanceServerError, SeedanceResponseError))
             and exc.status_code is not None and 400 <= exc.status_code < 500)

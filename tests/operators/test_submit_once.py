@@ -3,12 +3,13 @@ sent again by a later try (an intent record is written before the POST)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_seedance.errors import SeedanceValidationError
+from airflow_provider_seedance.errors import SeedanceHostNotFoundError, SeedanceValidationError
 from airflow_provider_seedance.operators._job_state import STATE_KEY, JobRecord
 from airflow_provider_seedance.operators.seedance import (
     SeedanceAmbiguousSubmitNoRetryError,
@@ -91,3 +92,19 @@ def test_a_refusal_that_created_nothing_withdraws_the_intent(emu: EmulatorHandle
     assert stored is not None
     assert not stored.is_ambiguous
     assert _op().execute(context)  # the retry submits
+
+
+def test_a_host_that_does_not_resolve_created_nothing(
+    emu: EmulatorHandle, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The POST never left the machine (the conftest answers every non-loopback name as unresolvable): a fixed
+    # host field must let the next try submit, not be refused as an ambiguous submit.
+    conn = {"conn_type": "seedance", "host": "seedance.invalid", "password": "sd2_dns"}
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DNS", json.dumps(conn))
+    with pytest.raises(SeedanceHostNotFoundError):
+        _op(seedance_conn_id="seedance_dns").execute(context)
+    stored = JobRecord.from_json(context["task_state_store"].data[STATE_KEY])
+    assert stored is not None
+    assert not stored.is_ambiguous
+    assert _op().execute(context)  # the next try (host fixed) submits
+    assert len(emu.admin.requests(endpoint="submit")) == 1
