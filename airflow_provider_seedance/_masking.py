@@ -1,7 +1,8 @@
 """One way to keep URL credentials out of logs: register them with Airflow's secrets masker.
 
-Operators, the sensor, the trigger and the persist code call :func:`mask_url_secrets` on every URL they may
-log or store (media and webhook URLs, a signed output URL). What counts as a URL's secret is decided in
+Operators, the sensor and the persist code call :func:`mask_url_secrets` on every URL they may log or store
+(media and webhook URLs, a signed output URL); the trigger, which uses the pure core only, masks
+:func:`~airflow_provider_seedance._redact.url_secrets` itself. What counts as a URL's secret is decided in
 :func:`~airflow_provider_seedance._redact.url_secrets`.
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_provider_seedance._redact import url_secrets
 from airflow_provider_seedance.errors import SeedanceError
 
 #: XCom key of a saved video's URI (persist operator, and the generate operator's ``persist_to``).
@@ -46,13 +45,11 @@ class SeedancePersistError(SeedanceError):
 
 
 def mask_url_secrets(url: str) -> None:
-    """Register ``url``'s tokens with Airflow's secrets masker (e.g. an XCom rendered in a log line)."""
-    secrets = url_secrets(url)
-    if not secrets:
-        return
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-    except ImportError:  # pragma: no cover - Airflow is always there in a task
-        return
-    for value in secrets:
-        mask_secret(value)
+    """Register ``url``'s tokens with Airflow's secrets masker (e.g. an XCom rendered in a log line).
+
+    :func:`airflow_provider_seedance._masking.mask_url_secrets`, imported when called: persist loads no Airflow
+    module at import time.
+    """
+    from airflow_provider_seedance._masking import mask_url_secrets as mask
+
+    mask(url)
