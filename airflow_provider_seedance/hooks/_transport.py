@@ -110,9 +110,10 @@ def read_capped(response: requests.Response, limit: int = MAX_RESPONSE_BYTES) ->
 
 
 async def read_capped_async(response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES) -> bytes:
-    """The body of an aiohttp answer, at most MAX_RESPONSE_BYTES (the request's total timeout bounds the time).
+    """The body of an aiohttp answer, at most ``limit`` bytes (the request's total timeout bounds the time).
 
     :param response: the answer.
+    :param limit: the most bytes read (more is refused).
     """
     body = bytearray()
     while chunk := await response.content.read(_CHUNK):
