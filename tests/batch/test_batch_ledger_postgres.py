@@ -28,6 +28,9 @@ from system_services import MissingDependencyError, start_postgres  # noqa: E402
 from airflow_provider_seedance.operators._batch_ledger import DEFAULT_RESULT_COLUMNS, TableLedger  # noqa: E402
 from tests.batch.conftest import CREATE  # noqa: E402
 
+# Starts a PostgreSQL server: the integration tier (`make test-integration`), not `make test`.
+pytestmark = pytest.mark.integration
+
 WORKABLE = ["pending", "submitting", "submitted", "cancelled"]
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -44,6 +48,13 @@ def test_dry_run_lists_rows_credits_and_drain_time_and_spends_nothing(emu, table
     assert table.rows() == before  # not even a claim
 
 
+def _rows_with_a_job(table) -> int:
+    try:
+        return sum(bool(r["request_id"]) for r in table.rows().values())
+    except sqlite3.OperationalError:  # the batch's writer holds the lock: look again
+        return 0
+
+
 def test_execution_timeout_cancels_the_jobs_in_flight_and_writes_their_rows(emu, table):
     from airflow.sdk.exceptions import AirflowTaskTimeout
     from airflow.sdk.execution_time.timeout import timeout
@@ -52,10 +63,17 @@ def test_execution_timeout_cancels_the_jobs_in_flight_and_writes_their_rows(emu,
     emu.admin.set_next_jobs(never_finishes=True, count=3)
     op = make_operator(max_in_flight=3)
 
+    def time_out_once_three_are_in_flight() -> None:
+        # The alarm execution_timeout sets, rung once three rows have their job id (polled, never a fixed time).
+        while _rows_with_a_job(table) < 3:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGALRM)
+
     # What the task runner does with execution_timeout: SIGALRM raises in execute, then on_kill.
     def run_with_execution_timeout() -> None:
         try:
-            with timeout(2):
+            with timeout(120):
+                threading.Thread(target=time_out_once_three_are_in_flight, daemon=True).start()
                 op.execute({"ti": TaskInstance()})
         except AirflowTaskTimeout:
             op.on_kill()
@@ -72,18 +90,24 @@ def test_execution_timeout_cancels_the_jobs_in_flight_and_writes_their_rows(emu,
 
 
 def test_a_killed_batch_stops_submitting(emu, table):
-    import threading
-
     table.fill(6)
     emu.admin.set_next_jobs(never_finishes=True, count=6)
     op = make_operator(max_in_flight=2)
-    killer = threading.Timer(1.5, op.on_kill)  # as the SIGTERM handler would, while the loop runs
+
+    def kill_once_both_are_in_flight() -> None:
+        # As the SIGTERM handler would, while the loop runs: once both rows have their job id written (polled, so
+        # a slow start on a loaded machine only delays the kill), never after a fixed time.
+        while _rows_with_a_job(table) < 2:
+            time.sleep(0.02)
+        op.on_kill()
+
+    killer = threading.Thread(target=kill_once_both_are_in_flight, daemon=True)
     killer.start()
 
     with pytest.raises(SeedanceError, match="killed"):
         op.execute({"ti": TaskInstance()})
 
-    killer.join()
+    killer.join(30)
     assert submits(emu) == 2
     assert {j["status"] for j in emu.admin.jobs()} == {"cancelled"}
     assert sorted(r["video_status"] or "pending" for r in table.rows().values()) == ["cancelled"] * 2 + ["pending"] * 4
