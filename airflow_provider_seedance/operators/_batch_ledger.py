@@ -8,6 +8,8 @@ transaction per statement. The rules that make it safe (``docs/guides/batch.rst`
 - Before each POST the row is marked ``submitting`` with the request's digest; the request id is written the
   moment the POST returns. A row found ``submitting`` without an id is a POST whose answer was lost.
 - Every write names the owner, so a row this task no longer holds is never overwritten.
+- A claim idle for ``claim_timeout`` (its ``updated_at`` not touched: a live run touches its rows, a dead one
+  cannot) may be taken over by another owner; what the dead run left is then worked by the usual rules.
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ def check_identifier(what: str, name: Any, *, dotted: bool = False) -> str:
     return name
 
 
-def _now() -> str:
-    return pendulum.now("UTC").isoformat()
+def _now(seconds_ago: float = 0.0) -> str:
+    # One fixed format (always microseconds, UTC): ISO strings then compare in time order, text or timestamp.
+    return pendulum.now("UTC").subtract(seconds=seconds_ago).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,18 @@ class TableLedger:
     :param columns: result column role -> column name (see :data:`DEFAULT_RESULT_COLUMNS`).
     :param where: extra SQL condition choosing the rows (trusted: written by the DAG author).
     :param owner: the claim token: the same over the task's retries, different for every task.
+    :param claim_timeout: seconds after which another owner's idle claim may be taken over (None: never).
     """
 
     def __init__(self, db: Any, table: str, key: str, columns: Mapping[str, str], where: str | None,
-                 owner: str) -> None:
+                 owner: str, claim_timeout: float | None = None) -> None:
         self.db = db
         self.table = check_identifier("table", table, dotted=True)
         self.key = check_identifier("key_column", key)
         self.columns = {role: check_identifier(f"result_columns[{role!r}]", name) for role, name in columns.items()}
         self.where = f"({where})" if where and where.strip() else "1 = 1"
         self.owner = owner
+        self.claim_timeout = claim_timeout
         self.p = db.placeholder
 
     # -- plumbing --------------------------------------------------------------------------------------------
@@ -178,15 +183,25 @@ class TableLedger:
         marks = ", ".join([self.p] * len(statuses))
         return f"({self._c('status')} IS NULL OR {self._c('status')} IN ({marks}))", list(statuses)
 
+    def _free(self) -> tuple[str, list[Any]]:
+        # Free, ours, or (claim_timeout) held by an owner that has not touched it for that long: a dead run.
+        claimed = self._c("claimed_by")
+        if self.claim_timeout is None:
+            return f"({claimed} IS NULL OR {claimed} = {self.p})", [self.owner]
+        return (f"({claimed} IS NULL OR {claimed} = {self.p} OR {self._c('updated_at')} IS NULL "
+                f"OR {self._c('updated_at')} < {self.p})", [self.owner, _now(self.claim_timeout)])
+
     def candidates(self, statuses: Sequence[str]) -> list[LedgerRow]:
-        """Rows the ``where`` chooses, in a workable status, free or held by this owner (read only).
+        """Rows the ``where`` chooses, in a workable status, free, held by this owner or idle past
+        ``claim_timeout`` (read only).
 
         :param statuses: the statuses (besides NULL) that are worked on.
         """
         workable, params = self._workable(statuses)
+        free, free_params = self._free()
         sql = (f"SELECT * FROM {self.table} WHERE {self.where} AND {workable} "  # noqa: S608
-               f"AND ({self._c('claimed_by')} IS NULL OR {self._c('claimed_by')} = {self.p}) ORDER BY {self.key}")
-        return list(self._run(sql, [*params, self.owner], fetch=self._rows))
+               f"AND {free} ORDER BY {self.key}")
+        return list(self._run(sql, [*params, *free_params], fetch=self._rows))
 
     def claim(self, keys: Sequence[Any], statuses: Sequence[str]) -> list[LedgerRow]:
         """Claim these rows where they are still free and workable; return every row this owner holds.
@@ -196,15 +211,16 @@ class TableLedger:
         """
         workable, params = self._workable(statuses)
         claimed = self._c("claimed_by")
+        free, free_params = self._free()
         for start in range(0, len(keys), _KEYS_PER_CLAIM):
             chunk = list(keys[start:start + _KEYS_PER_CLAIM])
             # The WHERE is checked again on the row as it is when updated: a row another run claimed in the
-            # meantime is left alone (SQLite: one writer at a time; PostgreSQL re-checks a row it waited for).
+            # meantime is left alone (SQLite: one writer at a time; PostgreSQL re-checks a row it waited for). A
+            # stale claim two runs take over at once goes to one: the first sets updated_at, the second re-checks.
             self._run(
                 f"UPDATE {self.table} SET {claimed} = {self.p}, {self._c('updated_at')} = {self.p} "  # noqa: S608
-                f"WHERE {self.key} IN ({', '.join([self.p] * len(chunk))}) AND {workable} "
-                f"AND ({claimed} IS NULL OR {claimed} = {self.p})",
-                [self.owner, _now(), *chunk, *params, self.owner])
+                f"WHERE {self.key} IN ({', '.join([self.p] * len(chunk))}) AND {workable} AND {free}",
+                [self.owner, _now(), *chunk, *params, *free_params])
         return list(self._run(f"SELECT * FROM {self.table} WHERE {claimed} = {self.p} "  # noqa: S608
                               f"ORDER BY {self.key}", [self.owner], fetch=self._rows))
 
@@ -275,6 +291,11 @@ class TableLedger:
                f"{self._c('updated_at')} = {self.p} WHERE {self.key} = {self.p} AND {self._c('request_id')} = {self.p}")
         return bool(self._run(sql, [CANCELLED, "cancelled: the task was killed (on_kill or execution_timeout)",
                                     _now(), key, request_id]) == 1)
+
+    def touch(self) -> int:
+        """Mark every row this owner holds as alive (``updated_at``), so ``claim_timeout`` never takes them over."""
+        return int(self._run(f"UPDATE {self.table} SET {self._c('updated_at')} = {self.p} "  # noqa: S608
+                             f"WHERE {self._c('claimed_by')} = {self.p}", [_now(), self.owner]))
 
     def release(self) -> int:
         """Hand back every row this owner holds (each keeps its status and request id for the next run)."""

@@ -102,7 +102,7 @@ class BatchRun:
         """Work every row: re-attach the ones with a job, submit the rest, until done, stopped or killed."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         self._persist = asyncio.Semaphore(self.settings.persist_concurrency)
-        progress = asyncio.create_task(self._progress())
+        progress, keep = asyncio.create_task(self._progress()), asyncio.create_task(self._keep_claims())
         try:
             await self._sort_rows()
             while not self.killed:
@@ -117,6 +117,7 @@ class BatchRun:
                     pass
         finally:
             progress.cancel()
+            keep.cancel()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -339,6 +340,15 @@ class BatchRun:
         while True:
             await asyncio.sleep(self.settings.progress_interval)
             self.log_progress("progress")
+
+    async def _keep_claims(self) -> None:
+        # Touched well within claim_timeout: only a dead run's claims go idle long enough to be taken over.
+        while self.ledger.claim_timeout is not None:
+            await asyncio.sleep(self.ledger.claim_timeout / 4)
+            try:
+                await self._db(self.ledger.touch)
+            except Exception as exc:
+                self.log.warning("Could not refresh this batch's claims (claim_timeout): %s", exc)
 
     def log_progress(self, label: str) -> None:
         """One line: done, in flight, pending, failed, ambiguous, rate, credits, ETA.

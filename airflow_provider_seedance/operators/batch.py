@@ -108,6 +108,9 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     :param persist_max_bytes: refuse to save a larger video (None: the helper's 2 GiB).
     :param progress_interval: seconds between progress log lines.
     :param fail_on_row_errors: fail the task at the end when a row failed or became ambiguous.
+    :param claim_timeout: how long another run's claim may sit idle (seconds or timedelta; a live run refreshes
+        its claims every quarter of it) before this task takes the row over: a row with a request id is
+        re-attached, one left ``submitting`` without an id is ambiguous. None: never. Default 6 hours.
     """
 
     template_fields: Sequence[str] = ("table", "where", "max_credits", "dry_run_only")
@@ -143,6 +146,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         persist_max_bytes: int | None = None,
         progress_interval: float = 60.0,
         fail_on_row_errors: bool = False,
+        claim_timeout: float | timedelta | None = timedelta(hours=6),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -176,6 +180,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         self.persist_conn_id, self.persist_max_bytes = persist_conn_id, persist_max_bytes
         self.progress_interval = positive_seconds("progress_interval", progress_interval)
         self.fail_on_row_errors = fail_on_row_errors
+        self.claim_timeout = positive_seconds("claim_timeout", claim_timeout, allow_none=True)
         self._run: BatchRun | None = None
         self._hook: SeedanceHook | None = None
 
@@ -214,7 +219,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
 
         max_credits = self._max_credits()
         ledger = TableLedger(BaseHook.get_hook(self.conn_id), self.table, self.key_column, self.result_columns,
-                             self.where, self._owner(context))
+                             self.where, self._owner(context), self.claim_timeout)
         ledger.check_schema(self.request_columns.values())
         # No retries inside the hook: every request passes the batch's rate limit, a 429 comes back at once (the
         # window learns from it) and the poll loop sits out a failed status check on its own schedule.
