@@ -43,6 +43,7 @@ from airflow_provider_seedance.operators._batch_window import AdaptiveWindow, Pa
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
@@ -183,6 +184,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         self.claim_timeout = positive_seconds("claim_timeout", claim_timeout, allow_none=True)
         self._run: BatchRun | None = None
         self._hook: SeedanceHook | None = None
+        self._lineage_facts: dict[str, Any] = {}
 
     # -- what this task works on -------------------------------------------------------------------------
 
@@ -218,7 +220,9 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
         max_credits = self._max_credits()
-        ledger = TableLedger(BaseHook.get_hook(self.conn_id), self.table, self.key_column, self.result_columns,
+        db = BaseHook.get_hook(self.conn_id)
+        self._name_table_for_lineage(db)
+        ledger = TableLedger(db, self.table, self.key_column, self.result_columns,
                              self.where, self._owner(context), self.claim_timeout)
         ledger.check_schema(self.request_columns.values())
         # No retries inside the hook: every request passes the batch's rate limit, a 429 comes back at once (the
@@ -249,6 +253,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         try:
             asyncio.run(self._main(run, hook))
         finally:
+            self._lineage_facts["credits_charged"] = run.credits_charged
             run.close()
             ledger.release()  # rows keep their status and request id: the next run re-attaches
         summary = {**run.summary(), "table": ledger.count_by_status(),
@@ -292,6 +297,38 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         }
         self.log.info("Seedance batch dry run (nothing written, nothing spent): %s", summary)
         return summary
+
+    def _name_table_for_lineage(self, db: Any) -> None:
+        try:
+            from airflow_provider_seedance.lineage.batch_lineage import table_dataset
+
+            self._lineage_facts["table"] = table_dataset(db, BaseHook.get_connection(self.conn_id), self.table)
+        except Exception:  # the OpenLineage provider is optional, and lineage never stops the batch
+            self.log.debug("The batch's table is not named for OpenLineage", exc_info=True)
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """The asset table read (``docs/guides/batch.rst``, "Lineage")."""
+        from airflow_provider_seedance.lineage.batch_lineage import batch_lineage
+
+        return batch_lineage(self, None, "start")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """The table read and written back, the destinations' store, the credits charged.
+
+        :param task_instance: the finished task instance (unused: the facts come from this process).
+        """
+        from airflow_provider_seedance.lineage.batch_lineage import batch_lineage
+
+        return batch_lineage(self, task_instance, "complete")
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
+        """As on complete: rows finished before the failure were written back.
+
+        :param task_instance: the failed task instance.
+        """
+        from airflow_provider_seedance.lineage.batch_lineage import batch_lineage
+
+        return batch_lineage(self, task_instance, "failure")
 
     def on_kill(self) -> None:
         """Cancel the jobs in flight and write their rows ``cancelled`` (task killed or ``execution_timeout``)."""
