@@ -257,7 +257,8 @@ class DeadlineAdapter(TCPKeepAliveAdapter):
             # The proxy resolves the name: check what it would reach as seen from here (best effort).
             target = parse_url(request.url or "")
             with contextlib.suppress(socket.gaierror):  # no local DNS behind a proxy: the proxy decides
-                resolve_public((target.host or "").strip("[]"), target.port or 443)
+                default_port = 443 if target.scheme == "https" else 80
+                resolve_public((target.host or "").strip("[]"), target.port or default_port)
         if deadline is None:
             return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         left = deadline.remaining()

@@ -241,9 +241,12 @@ def ambiguous_if_sent() -> Iterator[None]:
     :class:`SeedanceAmbiguousSubmitError`, which is never re-sent; a refusal that created nothing passes as is."""
     try:
         yield
+    except SeedanceAmbiguousSubmitError:
+        raise
     except SeedanceError as exc:
-        # Exactly the failures a GET may repeat but a POST may not: the request may have created a job.
-        if is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False):
+        # One rule with the operator and the batch (created_nothing): a 3xx, a 1xx or a 2xx saying
+        # success:false after a POST may have created a job as surely as a lost connection.
+        if not created_nothing(exc):
             raise SeedanceAmbiguousSubmitError(exc) from exc
         raise
 

@@ -24,6 +24,7 @@ from airflow_provider_seedance.error_answers import MAX_RETRY_AFTER
 from airflow_provider_seedance.errors import (
     SeedanceConflictError,
     SeedanceError,
+    SeedanceNotFoundError,
     SeedanceTransportError,
     is_retryable,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "describe_result",
     "format_deadline",
     "is_transient",
+    "log_cancel",
     "parse_deadline",
     "watch_job",
 ]
@@ -95,7 +97,7 @@ def is_transient(error: BaseException) -> bool:
 
     :param error: what the status check raised.
     """
-    if isinstance(error, (TimeoutError, SeedanceTransportError)):
+    if isinstance(error, (TimeoutError, asyncio.TimeoutError, SeedanceTransportError)):
         return True
     return isinstance(error, SeedanceError) and is_retryable(error, idempotent=True)
 
@@ -240,7 +242,7 @@ async def watch_job(client: JobClient, wait: JobWait, *, owns_job: bool, log: An
         error: BaseException | None = None
         try:
             result = await client.aget_job(wait.request_id, timeout=wait.call_budget())
-        except (SeedanceError, TimeoutError) as exc:  # anything else is a bug: it fails loudly
+        except (SeedanceError, TimeoutError, asyncio.TimeoutError) as exc:  # anything else is a bug: it fails loudly
             error = exc
         decision = wait.decide(result, error, log=log)
         if decision.verdict is Verdict.WAIT:
@@ -274,17 +276,37 @@ async def cancel_at_deadline(client: JobClient, wait: JobWait, *, owns_job: bool
     except SeedanceConflictError:
         try:
             final = await asyncio.wait_for(client.aget_job(rid), timeout=CANCEL_BUDGET)
-        except (SeedanceError, TimeoutError) as exc:
+        except (SeedanceError, TimeoutError, asyncio.TimeoutError) as exc:  # two classes before Python 3.11
             return JobEvent(EVENT_TIMEOUT, rid, last, f"{text}; cancel refused (already finished?): {exc}")
         if final.status.is_terminal:
             return JobEvent(EVENT_COMPLETED, rid, final, describe_result(final))
         return JobEvent(EVENT_TIMEOUT, rid, final, f"{text}; the cancel was refused (status {final.raw_status})")
-    except (SeedanceError, TimeoutError) as exc:
+    except (SeedanceError, TimeoutError, asyncio.TimeoutError) as exc:
         log.warning("Seedance generation %s: cancelling it at its deadline FAILED (%s): it may still run", rid, exc)
         return JobEvent(EVENT_TIMEOUT, rid, last,
                         f"{text}; cancelling it FAILED ({type(exc).__name__}: {exc}): it may still run")
     log.info("Seedance generation %s cancelled at its deadline (status %s)", rid, cancelled.raw_status)
     return JobEvent(EVENT_TIMEOUT, rid, cancelled, f"{text}; it was cancelled (status {cancelled.raw_status})")
+
+
+def log_cancel(log: Any, request_id: str, why: str, result: JobResult | None, error: BaseException | None) -> None:
+    """Say how a cancel ended, the same way in every mode (``on_kill`` in the worker and in the trigger, a
+    changed request's old job): a job already over or unknown needs nothing, a failed cancel may run on.
+
+    :param log: the caller's logger.
+    :param request_id: the generation.
+    :param why: the reason, for the log ("the task was killed").
+    :param result: the cancel's answer, when it succeeded.
+    :param error: why it failed, otherwise.
+    """
+    if isinstance(error, (SeedanceConflictError, SeedanceNotFoundError)):
+        state = "already finished" if isinstance(error, SeedanceConflictError) else "unknown to the API"
+        log.info("Seedance generation %s is %s; nothing to cancel", request_id, state)
+    elif error is not None:
+        log.warning("Could not cancel Seedance generation %s (%s: %s); it may run to its end", request_id,
+                    type(error).__name__, error)
+    elif result is not None:
+        log.info("Cancelled Seedance generation %s (status %s) because %s", request_id, result.raw_status, why)
 
 
 def parse_deadline(value: float | int | str | datetime | None) -> float | None:

@@ -39,6 +39,7 @@ __all__ = [
     "SeedanceAsyncHttpHook",
     "aexchange",
     "answer",
+    "answer_cap",
     "async_session_config",
     "exchange",
     "new_session",
@@ -58,6 +59,15 @@ _CHUNK = 65536
 #: unread, so no answer makes a triggerer's event loop decode or scrub more than this (a 4 MiB answer of
 #: 250,000 small objects held the loop for most of a second, in a thread or not: the GIL).
 MAX_JOB_ANSWER_BYTES = 128 * 1024
+
+
+def answer_cap(kind: str) -> int:
+    """The largest answer read for a kind of call: the catalogue may list many models; an answer about one job
+    is a few KB (:data:`MAX_JOB_ANSWER_BYTES`).
+
+    :param kind: ``submit``, ``poll``, ``cancel`` or ``catalogue``.
+    """
+    return MAX_RESPONSE_BYTES if kind == "catalogue" else MAX_JOB_ANSWER_BYTES
 
 
 def _too_large(limit: int) -> SeedanceResponseError:

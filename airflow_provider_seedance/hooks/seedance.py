@@ -46,6 +46,7 @@ from airflow_provider_seedance.hooks._transport import (
     SeedanceAsyncHttpHook,
     aexchange,
     answer,
+    answer_cap,
     async_session_config,
     exchange,
     new_session,
@@ -73,11 +74,6 @@ def _job_path(request_id: str, suffix: str = "") -> str:
     # An id is checked before it goes into a URL (or, later, a file name): a hostile one is refused, not quoted.
     rid = check_request_id(request_id.strip() if isinstance(request_id, str) else request_id)
     return f"{GENERATIONS_PATH}/{quote(rid, safe='')}{suffix}"
-
-
-def _answer_cap(kind: str) -> int:
-    # The catalogue may list many models; an answer about one job is a few KB (see MAX_JOB_ANSWER_BYTES).
-    return MAX_RESPONSE_BYTES if kind == "catalogue" else MAX_JOB_ANSWER_BYTES
 
 
 class SeedanceHook(CatalogueMixin, HttpHook):
@@ -232,7 +228,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
               request_id: str | None = None) -> T:
         self._get_settings()  # a connection problem is not retried
         return cast("T", self._controller(kind, False)(self._send, method, path, body, request_id, parse,
-                                                       _answer_cap(kind)))
+                                                       answer_cap(kind)))
 
     def _controller(self, kind: str, asynchronous: bool) -> Any:
         # Built once per kind of call and copied for each call, tenacity's own way: a status poll builds none.
@@ -252,9 +248,12 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         return hook
 
     async def _shared_session(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
-        lease = self._lease
-        if lease is not None and lease.loop is asyncio.get_running_loop() and not lease.session.closed:
+        lease, loop = self._lease, asyncio.get_running_loop()
+        if lease is not None and lease.loop is loop and not lease.session.closed:
             return cast("aiohttp.ClientSession", lease.session)
+        if lease is not None and lease.loop is loop:
+            await release_session(lease)  # closed under us: its reference goes back first
+        # acquire_session does not suspend: concurrent calls of this hook cannot take two leases.
         self._lease = await acquire_session(settings.session_key(), new_session)
         return cast("aiohttp.ClientSession", self._lease.session)
 
@@ -281,7 +280,7 @@ class SeedanceHook(CatalogueMixin, HttpHook):
         await self._aget_settings(timeout)  # a connection problem is not retried
         after_408 = [False]  # the next attempt must not reuse a pooled connection
         return cast("T", await self._controller(kind, True)(
-            self._attempt, method, path, body, request_id, parse, timeout, after_408, _answer_cap(kind)))
+            self._attempt, method, path, body, request_id, parse, timeout, after_408, answer_cap(kind)))
 
     async def _attempt(self, method: str, path: str, body: Any, request_id: str | None, parse: Callable[[Any], T],
                        timeout: float | None, after_408: list[bool], max_bytes: int) -> T:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_seedance._redact import redact_text
 from airflow_provider_seedance.errors import (
     SeedanceAmbiguousSubmitError,
-    SeedanceConflictError,
     SeedanceError,
     SeedanceNotFoundError,
     created_nothing,
 )
 from airflow_provider_seedance.models import JobResult, JobStatus
 from airflow_provider_seedance.operators._job_state import JobRecord, JobStateStore
+from airflow_provider_seedance.waiting import log_cancel
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import AirflowFailException
@@ -65,13 +65,10 @@ def cancel_and_log(hook: SeedanceHook, request_id: str, log: Any, *, why: str) -
     """
     try:
         result = hook.cancel_job(request_id)
-    except (SeedanceConflictError, SeedanceNotFoundError) as exc:
-        state = "already finished" if isinstance(exc, SeedanceConflictError) else "unknown to the API"
-        log.info("Seedance generation %s is %s; nothing to cancel", request_id, state)
     except SeedanceError as exc:
-        log.warning("Could not cancel Seedance generation %s (%s); it may run to its end", request_id, exc)
+        log_cancel(log, request_id, why, None, exc)
     else:
-        log.info("Cancelled Seedance generation %s (status %s) because %s", request_id, result.raw_status, why)
+        log_cancel(log, request_id, why, result, None)
 
 
 class Submission:

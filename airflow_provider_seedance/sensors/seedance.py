@@ -77,6 +77,7 @@ class SeedanceJobSensor(BaseSensorOperator):
         self.seedance_output_url: str | None = None
         # The job's last status seen by this process, for the OpenLineage methods (no XCom read there).
         self._lineage_job: JobResult | None = None
+        self._job_wait: JobWait | None = None
 
     @cached_property
     def hook(self) -> SeedanceHook:
@@ -107,7 +108,9 @@ class SeedanceJobSensor(BaseSensorOperator):
         except SeedanceError as exc:
             error = exc
         # The same decision as every other wait; the sensor's own timeout is its deadline.
-        decision = JobWait(rid, time.time(), None, PollSchedule()).decide(result, error, log=self.log)
+        if self._job_wait is None or self._job_wait.request_id != rid:  # one per sensor: a warning is said once
+            self._job_wait = JobWait(rid, time.time(), None, PollSchedule())
+        decision = self._job_wait.decide(result, error, log=self.log)
         if decision.verdict is Verdict.DONE and decision.result is not None:
             return PokeReturnValue(is_done=True, xcom_value=self._finish(context, decision.result))
         if decision.verdict is Verdict.FAIL and error is not None:

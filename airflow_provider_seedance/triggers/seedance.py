@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import mask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance._redact import url_secrets
-from airflow_provider_seedance.errors import SeedanceConflictError, SeedanceError
+from airflow_provider_seedance.errors import SeedanceError
 from airflow_provider_seedance.models import check_request_id
 from airflow_provider_seedance.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, PollSchedule
 from airflow_provider_seedance.waiting import (
@@ -29,6 +29,7 @@ from airflow_provider_seedance.waiting import (
     JobEvent,
     JobWait,
     format_deadline,
+    log_cancel,
     parse_deadline,
     watch_job,
 )
@@ -146,13 +147,10 @@ class SeedanceJobTrigger(BaseTrigger):
         hook = await self._hook()
         try:
             result = await asyncio.wait_for(hook.acancel_job(self.request_id), timeout=CANCEL_BUDGET)
-        except SeedanceConflictError:
-            self.log.info("Seedance generation %s already finished; nothing to cancel", self.request_id)
-        except (SeedanceError, TimeoutError) as exc:
-            self.log.warning("Could not cancel Seedance generation %s: %s", self.request_id, exc)
+        except (SeedanceError, TimeoutError, asyncio.TimeoutError) as exc:  # two classes before Python 3.11
+            log_cancel(self.log, self.request_id, "the task was killed", None, exc)
         else:
-            self.log.info("Cancelled Seedance generation %s (status %s) because the task was killed",
-                          self.request_id, result.raw_status)
+            log_cancel(self.log, self.request_id, "the task was killed", result, None)
         finally:
             await hook.aclose()
 

@@ -26,7 +26,7 @@ def test_a_submit_answer_that_is_not_a_refusal_leaves_the_row_ambiguous(emu, tab
     [odd] = [k for k, r in rows.items() if r["video_status"] != "succeeded"]
     assert rows[odd]["video_status"] == "ambiguous"  # not "failed": a job may exist, and here it does
     assert rows[odd]["request_id"] is None
-    assert "does not say whether a job was created" in rows[odd]["video_error"]
+    assert "may have reached Seedance" in rows[odd]["video_error"]
     assert (summary["ambiguous"], summary["failed"], summary["succeeded"]) == (1, 0, 3)
     assert submits(emu) == 4  # never re-sent in the run
     assert jobs_per_row(emu)[odd] == 1

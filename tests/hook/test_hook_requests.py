@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_seedance import __version__
 from airflow_provider_seedance.emulator.testing import EmulatorHandle
 from airflow_provider_seedance.errors import (
+    SeedanceAmbiguousSubmitError,
     SeedanceAPIError,
     SeedanceAuthError,
     SeedanceConflictError,
@@ -228,16 +229,18 @@ def test_malformed_json_on_2xx_is_a_response_error(emu: EmulatorHandle, hook: Se
     assert emu.admin.stats()["gets"] == hook.retry_policy.max_attempts
 
 
-def test_success_false_on_2xx_is_an_api_error(
+def test_success_false_on_2xx_is_an_ambiguous_submit(
     monkeypatch: pytest.MonkeyPatch,
     make_hook: Callable[..., SeedanceHook],
     recording_server: Callable[..., RecordingServer],
 ) -> None:
     server = recording_server(status=200, body={"success": False, "error": {"code": "quota", "message": "no"}})
     set_connection(monkeypatch, "soft_error", host=server.base_url, password="sd2_k")
-    with pytest.raises(SeedanceAPIError, match="quota: no"):
+    # The documented error shape, but with a 2xx status: a job may have been created all the same (errors.
+    # created_nothing, the one rule for every submitter), so it is never re-sent, and says so.
+    with pytest.raises(SeedanceAmbiguousSubmitError, match="quota: no"):
         make_hook("soft_error").submit(i2v())
-    assert len(server.seen) == 1  # a clear refusal: not retried, not ambiguous
+    assert len(server.seen) == 1
 
 
 @pytest.mark.parametrize("request_id", ["../models", "a/b", "a\\b", "..", " ", "req 1", "x" * 129])
@@ -293,7 +296,9 @@ def test_redirects_are_not_followed(
     """Following would turn the POST into a GET (301/302) and drop the key; the user must fix the base URL."""
     server = recording_server(status=status, body={}, headers={"Location": "https://elsewhere.example/api"})
     set_connection(monkeypatch, "redirecting", host=server.base_url, password="sd2_k")
-    with pytest.raises(SeedanceAPIError, match=r"redirect to https://elsewhere\.example/api") as info:
+    # Ambiguous: after a POST a redirect (a 303 usually means "created") may follow a job's creation.
+    with pytest.raises(SeedanceAmbiguousSubmitError, match=r"redirect to https://elsewhere\.example/api") as info:
         make_hook("redirecting").submit(i2v())
-    assert info.value.status_code == status
+    assert isinstance(info.value.cause, SeedanceAPIError)
+    assert info.value.cause.status_code == status
     assert [r["method"] for r in server.seen] == ["POST"]
