@@ -1,4 +1,5 @@
-"""Webhook delivery: POST the final GET-shaped body to ``webhookUrl`` when a job ends, with retries.
+"""Webhook delivery: POST the final GET-shaped body to ``webhookUrl`` when a job ends, with retries; to
+loopback hosts only (a local stand-in sends nothing off the machine: other URLs are logged as not sent).
 
 Status is lazy, so a job with a webhook gets one timer set for the moment it finishes (or is fired at
 once on cancel). Payload shape and signing are not documented by the vendor: we send the same body a
@@ -11,11 +12,13 @@ import asyncio
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from airflow_provider_seedance.emulator.jobs import Job
 from airflow_provider_seedance.emulator.state import EmulatorState
+from airflow_provider_seedance.models import is_loopback_host
 
 __all__ = ["WebhookDispatcher"]
 
@@ -70,6 +73,14 @@ class WebhookDispatcher:
         assert url is not None
         config = self.state.config
         payload = job.to_api_json()
+        if not is_loopback_host(urlsplit(url).hostname):
+            # A local stand-in sends nothing off this machine (no DNS query either): logged as not delivered.
+            self.state.webhook_log.append({
+                "requestId": job.request_id, "url": url, "attempt": 0, "status": payload["status"],
+                "time": time.time(), "delivered": False,
+                "error": "not sent: the emulator delivers webhooks to loopback hosts only"})
+            self.state.counters.webhooks_failed += 1
+            return
         backoff = config.webhook_backoff
         session = self._get_session()
         state = self.state

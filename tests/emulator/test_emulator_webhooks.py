@@ -88,3 +88,14 @@ def test_never_finishing_job_sends_no_webhook_and_reset_drops_pending_ones(
     assert receiver.event.wait(20)
     time.sleep(0.4)  # past the dropped job's due time
     assert [c["body"]["requestId"] for c in receiver.calls] == [probe]
+
+
+def test_a_webhook_to_a_remote_host_is_logged_not_sent(api: Api, emu: EmulatorHandle) -> None:
+    # The emulator is a local stand-in: nothing leaves the machine, not even a DNS query for the host.
+    rid = api.submit_ok(webhookUrl="https://hooks.example.com/done?token=1")
+    _wait(lambda: emu.admin.stats()["webhooks_failed"] == 1, "the delivery to be given up")
+    [attempt] = emu.admin.webhooks()
+    assert attempt["requestId"] == rid
+    assert attempt["delivered"] is False
+    assert "loopback hosts only" in attempt["error"]
+    assert emu.admin.stats()["webhooks_delivered"] == 0
