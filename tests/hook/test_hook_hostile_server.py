@@ -33,7 +33,7 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
 from .both_paths import MODES, REQUEST, call
 from .conftest import FAST
-from .scripted_server import Reply, Request, ScriptedServer, drip, http_response, job_body
+from .scripted_server import Reply, Request, ScriptedServer, http_response, job_body
 from .scripted_server import hostile as hostile  # the fixtures
 from .scripted_server import scripted_server as scripted_server
 
@@ -72,14 +72,22 @@ def test_a_short_answer_that_is_not_json_is_quoted_whole() -> None:
 # -- slow answers -------------------------------------------------------------------------------------------
 
 
-def _dripped_status(stop: threading.Event) -> Callable[[Request], Reply]:
+def _dripped_status(stop: threading.Event, sent: list[int]) -> Callable[[Request], Reply]:
     body = json.dumps(job_body("req_1")).encode()
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
 
     def handler(request: Request) -> Reply:
         def write(sock: socket.socket) -> None:
             sock.sendall(head)
-            drip(body, 0.1, stop=stop)(sock)
+            for byte in body:  # a byte every 0.1 s, counted
+                if stop.is_set():
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return
+                sent.append(1)
+                time.sleep(0.1)
 
         return Reply(write, close=True)
 
@@ -96,19 +104,18 @@ def _dripped_status(stop: threading.Event) -> Callable[[Request], Reply]:
 def test_a_dripped_body_is_cut_off_by_the_timeout(
     hostile: Callable[..., ScriptedServer], make_hook: Callable[..., SeedanceHook], mode: str,
 ) -> None:
-    stop = threading.Event()
-    server = hostile(_dripped_status(stop))
-    body_seconds = len(json.dumps(job_body("req_1"))) * 0.1  # ~7 s to send it all
+    stop, sent = threading.Event(), []
+    server = hostile(_dripped_status(stop, sent))
+    total = len(json.dumps(job_body("req_1")))  # ~7 s to send it all
     hook = make_hook("hostile", timeout=0.5, max_retries=0)
-    started = time.monotonic()
     try:
         with pytest.raises(SeedanceTransportError) as info:
             call(hook, mode, lambda: hook.get_job("req_1"), lambda: hook.aget_job("req_1"))
+        cut_at = len(sent)
     finally:
-        elapsed = time.monotonic() - started
         stop.set()
     assert info.value.sent is True
-    assert elapsed < body_seconds / 2  # cut off by the timeout, long before the drip would have ended
+    assert cut_at < total / 2  # cut off by the timeout long before the drip ended: judged by bytes, not the clock
     assert len(server.requests) == 1
 
 
