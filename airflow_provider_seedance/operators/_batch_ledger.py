@@ -166,11 +166,14 @@ class TableLedger:
         lowered = {name.lower() for name in present}
         wanted = [("key_column", self.key)] + [(f"result_columns[{r!r}]", c) for r, c in self.columns.items()]
         wanted += [("request_columns", c) for c in request_columns]
-        missing = [f"{what}={name!r}" for what, name in wanted if name.lower() not in lowered]
-        if missing:
-            raise ValueError(f"table {self.table} has no column for {', '.join(missing)}; its columns are: "
-                             f"{', '.join(present)}. Add the result columns (see docs/guides/batch.rst) or name "
-                             f"existing ones in result_columns")
+        absent = [(what, name) for what, name in wanted if name.lower() not in lowered]
+        if absent:
+            hint = ("Add the result columns (see docs/guides/batch.rst) or name existing ones in result_columns"
+                    if any(what.startswith("result_columns") for what, _ in absent)
+                    else "Name one of them instead (a typo?)")
+            listed = ", ".join(f"{what}={name!r}" for what, name in absent)
+            raise ValueError(f"table {self.table} has no column for {listed}; its columns are: "
+                             f"{', '.join(present)}. {hint}")
         dupes = self._run(
             f"SELECT {self.key}, COUNT(*) FROM {self.table} GROUP BY {self.key} HAVING COUNT(*) > 1",  # noqa: S608
             fetch=lambda cur: cur.fetchmany(5))

@@ -83,7 +83,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     :param request_template: request field -> per-row Jinja template (``row`` is the row's columns, beside the
         task's context) or a constant, e.g. ``{"model": "seedance-2.0", "prompt": "{{ row.title }}, studio"}``.
     :param result_columns: result column role -> column name, for the roles whose names differ from
-        :data:`~airflow_provider_seedance.operators._batch_ledger.DEFAULT_RESULT_COLUMNS`.
+        ``DEFAULT_RESULT_COLUMNS`` (the names in the guide).
     :param where: SQL condition choosing the rows (trusted SQL, written by the DAG author). Templated.
     :param destination: per-row Jinja template of the file each video is saved to (any Airflow object storage
         URI or local path), e.g. ``"s3://bucket/videos/{{ row.sku }}.mp4"``; None writes the vendor's
