@@ -72,14 +72,15 @@ def test_a_short_answer_that_is_not_json_is_quoted_whole() -> None:
 # -- slow answers -------------------------------------------------------------------------------------------
 
 
-def _dripped_status(stop: threading.Event, sent: list[int]) -> Callable[[Request], Reply]:
-    body = json.dumps(job_body("req_1")).encode()
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+def _counted_drip(prefix: bytes, dripped: bytes, every: float, sent: list[int], stop: threading.Event
+                  ) -> Callable[[Request], Reply]:
+    """A handler sending ``prefix`` at once, then ``dripped`` a byte every ``every`` seconds, each byte counted
+    in ``sent`` (so a test judges where the client hung up by bytes, never by the clock)."""
 
     def handler(request: Request) -> Reply:
         def write(sock: socket.socket) -> None:
-            sock.sendall(head)
-            for byte in body:  # a byte every 0.1 s, counted
+            sock.sendall(prefix)
+            for byte in dripped:
                 if stop.is_set():
                     return
                 try:
@@ -87,11 +88,17 @@ def _dripped_status(stop: threading.Event, sent: list[int]) -> Callable[[Request
                 except OSError:
                     return
                 sent.append(1)
-                time.sleep(0.1)
+                time.sleep(every)
 
         return Reply(write, close=True)
 
     return handler
+
+
+def _dripped_status(stop: threading.Event, sent: list[int]) -> Callable[[Request], Reply]:
+    body = json.dumps(job_body("req_1")).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    return _counted_drip(head, body, 0.1, sent, stop)
 
 
 @pytest.mark.parametrize(
@@ -123,22 +130,7 @@ def _dripped_headers(sent: list[int], stop: threading.Event) -> tuple[Callable[[
     """A server answering with its status line and headers dripped a byte every 50 ms (a slow loris before the
     body): requests' timeout bounds each read, so only a deadline for the whole call ends it."""
     head = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 400 + b"\r\nContent-Type: application/json\r\n"
-
-    def handler(request: Request) -> Reply:
-        def write(sock: socket.socket) -> None:
-            for byte in head:
-                if stop.is_set():
-                    return
-                try:
-                    sock.sendall(bytes([byte]))
-                except OSError:
-                    return
-                sent.append(1)
-                time.sleep(0.05)
-
-        return Reply(write, close=True)
-
-    return handler, len(head)
+    return _counted_drip(b"", head, 0.05, sent, stop), len(head)
 
 
 @pytest.mark.parametrize("mode", MODES)
